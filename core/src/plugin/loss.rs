@@ -1,0 +1,48 @@
+//! KD loss plugins. A stage's loss is a weighted list of these; each sees the student's
+//! and (when there is one) the frozen teacher's outputs.
+
+use super::model::ModelOutput;
+use crate::config::Params;
+use crate::error::Result;
+use tch::{nn, Device, Tensor};
+
+/// What a loss sees at one training step.
+pub struct LossInputs<'a> {
+    pub student: &'a ModelOutput,
+    pub teacher: Option<&'a ModelOutput>,
+    /// Hard labels [B] (int64).
+    pub labels: &'a Tensor,
+    /// Soft targets [B, C] when a batch policy (mixup, cutmix) mixed the labels.
+    pub soft_targets: Option<&'a Tensor>,
+    /// Indices of the batch's images in the training split (memory-bank losses).
+    pub indices: &'a Tensor,
+    pub epoch: usize,
+    pub step: usize,
+}
+
+/// One distillation (or supervised) loss term.
+pub trait Loss: Send {
+    /// The unweighted loss (a scalar tensor).
+    fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor>;
+
+    /// Whether the term needs a teacher (checked before training starts).
+    fn needs_teacher(&self) -> bool {
+        true
+    }
+}
+
+/// What a loss is told when it is built: shapes of the features it may tap, so connectors
+/// and heads can be sized. Trainable parts go under the given `nn::Path`, which lives in the
+/// student's VarStore: they are checkpointed and optimised with the student.
+pub struct LossCtx {
+    pub num_classes: i64,
+    pub train_size: usize,
+    pub device: Device,
+    /// (stage name, shape [B, C, H, W]) of the student's features.
+    pub student_features: Vec<(String, Vec<i64>)>,
+    /// Same for the teacher (empty without one).
+    pub teacher_features: Vec<(String, Vec<i64>)>,
+}
+
+/// Builds a loss term from its YAML params (the runtime strips `type` and `weight`).
+pub type LossFactory = fn(&Params, &LossCtx, &nn::Path) -> Result<Box<dyn Loss>>;

@@ -1,0 +1,11 @@
+//! The plugin traits, one module per plugin kind. A plugin crate implements one of these
+//! and registers a factory with [`crate::register_plugin!`].
+
+pub mod augment;
+pub mod data;
+pub mod image;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod search;
+pub mod stage;

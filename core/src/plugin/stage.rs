@@ -1,0 +1,50 @@
+//! Stage-kind plugins: a node of the experiment graph (train, distill, evaluate, search...).
+
+use crate::artifact::ArtifactKind;
+use crate::config::Params;
+use crate::error::Result;
+use crate::plugin::data::Dataset;
+use crate::progress::Progress;
+use crate::rng::Seed;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tch::Device;
+
+/// An output a stage promises, so references to it can be checked before anything runs.
+#[derive(Clone, Debug)]
+pub struct OutputDecl {
+    pub name: &'static str,
+    pub kind: ArtifactKind,
+}
+
+/// What a finished stage hands on: its artifacts (paths relative to the stage directory)
+/// and the numbers the summary table shows.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct StageResult {
+    pub outputs: BTreeMap<String, String>,
+    pub summary: BTreeMap<String, f64>,
+}
+
+/// What the runtime gives a running stage.
+pub struct StageCtx<'a> {
+    pub name: &'a str,
+    pub dir: PathBuf,
+    pub seed: Seed,
+    pub device: Device,
+    pub progress: &'a Progress,
+    /// Set when the user interrupts: stages checkpoint and return `Error::Interrupted`.
+    pub interrupted: &'a AtomicBool,
+    pub data: &'a dyn Fn() -> Result<Arc<Dataset>>,
+}
+
+/// A configured stage, built (and so validated) before anything runs.
+pub trait Stage: Send {
+    fn outputs(&self) -> Vec<OutputDecl>;
+    fn run(&self, ctx: &StageCtx<'_>) -> Result<StageResult>;
+}
+
+/// Builds a stage from its YAML mapping (without `kind`). References to other stages'
+/// outputs arrive as typed placeholders during validation and as paths when it runs.
+pub type StageFactory = fn(&Params) -> Result<Box<dyn Stage>>;

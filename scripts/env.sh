@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs (idempotently) and exports what building and running rolekd needs:
+# a Python venv with PyPI torch==2.11.0 (libtorch for tch 0.24), Debian's
+# Fashion-MNIST package, and the environment torch-sys reads. Source it.
+set -euo pipefail
+
+ROLEKD_CACHE="${ROLEKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rolekd}"
+ROLEKD_VENV="${ROLEKD_VENV:-$ROLEKD_CACHE/venv-torch-2.11.0}"
+TORCH_VERSION="2.11.0"
+
+log() { echo "[rolekd setup] $*" >&2; }
+
+ensure_torch() {
+  if [ -x "$ROLEKD_VENV/bin/python" ] && \
+     "$ROLEKD_VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.startswith('$TORCH_VERSION') else 1)" 2>/dev/null; then
+    return
+  fi
+  log "installing torch==$TORCH_VERSION into $ROLEKD_VENV (one time, ~5 GB, a few minutes)"
+  mkdir -p "$ROLEKD_CACHE"
+  local py
+  py="$(command -v python3)"
+  "$py" -m venv "$ROLEKD_VENV"
+  "$ROLEKD_VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$ROLEKD_VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy pillow
+}
+
+ensure_dataset() {
+  if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || \
+     ls /usr/share/datasets/fashion-mnist/*train-images* >/dev/null 2>&1; then
+    return
+  fi
+  log "installing Debian's dataset-fashion-mnist"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null
+}
+
+ensure_torch
+ensure_dataset
+
+TORCH_LIB="$("$ROLEKD_VENV/bin/python" -c 'import torch,os; print(os.path.join(os.path.dirname(torch.__file__),"lib"))')"
+export ROLEKD_VENV TORCH_LIB
+export LIBTORCH_USE_PYTORCH=1
+export LIBTORCH_BYPASS_VERSION_CHECK=0
+export PATH="$ROLEKD_VENV/bin:$PATH"
+export ROLEKD_FASHION_MNIST="${ROLEKD_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
+set +euo pipefail
