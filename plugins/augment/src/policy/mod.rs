@@ -1,0 +1,4 @@
+//! Augmentation policies (kind `augmentation policy`).
+
+pub mod finish;
+pub mod standard;
