@@ -1,1 +1,21 @@
-fn main() {}
+//! `rolekd-run`: runs a pipeline YAML, and the tools around it (plugin listing, ...).
+//! Every failure ends as one clear message and a non-zero exit, never a panic trace.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::quiet_panics();
+    rolekd::link_builtins();
+    let args = cli::Cli::parse();
+    match cli::dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = cli::exit_code(&e);
+            eprintln!("error: {}", cli::describe(&e));
+            ExitCode::from(code)
+        }
+    }
+}

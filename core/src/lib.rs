@@ -11,12 +11,18 @@
 //! The core knows no concrete op, loss, model or dataset.
 
 pub mod artifact;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod graph;
+pub mod pipeline;
 pub mod plugin;
 pub mod progress;
 pub mod registry;
 pub mod rng;
+pub mod rundir;
+pub mod runtime;
+pub mod trainer;
 
 pub use error::{Error, Result};
 pub use inventory;

@@ -178,6 +178,23 @@ impl Params {
         })
     }
 
+    /// Deserializes this value itself (a scalar or list), without treating it as a plugin.
+    pub fn parse_value<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        serde_path_to_error::deserialize::<_, T>(self.value.clone()).map_err(|e| {
+            let inner = e.path().to_string();
+            let path = if inner == "." {
+                self.path.clone()
+            } else {
+                join_path(&self.path, &inner)
+            };
+            ConfigError {
+                location: self.sources.locate(&path),
+                path,
+                message: strip_serde_location(&e.inner().to_string()),
+            }
+        })
+    }
+
     /// A located error about this value.
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError {

@@ -1,1 +1,8 @@
+//! Built-in stage kinds: `train` (a model alone), `distill` (a student from a frozen
+//! teacher) and `evaluate` (a checkpoint on the test set). All three run the core trainer.
 
+mod evaluate;
+mod training;
+
+/// Keeps this crate's registrations in a binary that links it.
+pub fn link() {}

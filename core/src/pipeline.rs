@@ -1,0 +1,189 @@
+//! The top level of a pipeline file: `name`, `seed`, `device`, `data`, `stages`, `plugins`.
+
+use crate::config::{apply_override, closest_key, load_pipeline, Params, SourceMap};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::Device;
+
+/// Where tensors live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// CUDA when available, else CPU.
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    pub fn parse(s: &str) -> std::result::Result<DeviceSpec, String> {
+        match s {
+            "auto" => Ok(DeviceSpec::Auto),
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| {
+                    format!("`{s}` is not a device; expected auto, cpu, cuda or cuda:N")
+                }),
+        }
+    }
+
+    /// The libtorch device, checking that a requested GPU exists.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+            DeviceSpec::Cpu => Ok(Device::Cpu),
+            DeviceSpec::Cuda(i) => {
+                let n = tch::Cuda::device_count() as usize;
+                if i < n {
+                    Ok(Device::Cuda(i))
+                } else {
+                    Err(Error::Invalid(format!(
+                        "device cuda:{i} requested, but libtorch sees {n} CUDA device(s)"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A parsed pipeline.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub name: String,
+    pub seed: u64,
+    pub device: DeviceSpec,
+    pub data: Params,
+    /// Stages in file order.
+    pub stages: Vec<(String, Params)>,
+    /// Dynamic plugin libraries to load before the graph is built.
+    pub plugins: Vec<PathBuf>,
+    /// The whole document after composition and overrides.
+    pub root: Params,
+}
+
+const TOP_LEVEL: [&str; 7] = [
+    "name",
+    "seed",
+    "device",
+    "data",
+    "stages",
+    "plugins",
+    "description",
+];
+
+impl Pipeline {
+    /// Loads a pipeline file, applies `--set` overrides and checks the top level.
+    pub fn load(file: &Path, overrides: &[String]) -> Result<Pipeline> {
+        let mut loaded = load_pipeline(file)?;
+        for o in overrides {
+            apply_override(&mut loaded.value, o)?;
+        }
+        let root = Params::new(loaded.value, "", Arc::new(loaded.sources));
+        Self::from_params(file, root)
+    }
+
+    /// Checks the top level of an already composed document.
+    pub fn from_params(file: &Path, root: Params) -> Result<Pipeline> {
+        for (key, _) in root.entries()? {
+            // `x-...` keys hold anchors for reuse, as in docker-compose files.
+            if !TOP_LEVEL.contains(&key.as_str()) && !key.starts_with("x-") {
+                let hint = closest_key(&key, &TOP_LEVEL)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                return Err(root
+                    .child_error(
+                        &key,
+                        format!(
+                            "unknown top-level field `{key}`{hint}; expected one of {} (or `x-...` for anchors)",
+                            TOP_LEVEL.join(", ")
+                        ),
+                    )
+                    .into());
+            }
+        }
+        let name = match root.get("name") {
+            Some(p) => p.parse_value::<String>()?,
+            None => file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into()),
+        };
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(root
+                .child_error(
+                    "name",
+                    "a pipeline name must be non-empty, without `/`, not starting with `.`",
+                )
+                .into());
+        }
+        let seed = match root.get("seed") {
+            Some(p) => p.parse_value::<u64>()?,
+            None => 0,
+        };
+        let device = match root.get("device") {
+            Some(p) => {
+                let s = p.parse_value::<String>()?;
+                DeviceSpec::parse(&s).map_err(|m| p.error(m))?
+            }
+            None => DeviceSpec::Auto,
+        };
+        let data = root.get("data").ok_or_else(|| {
+            root.error("missing field `data` (the dataset, e.g. `data: {type: fashion-mnist}`)")
+        })?;
+        let stages_p = root.get("stages").ok_or_else(|| {
+            root.error("missing field `stages` (a mapping of stage name to stage)")
+        })?;
+        let mut stages = Vec::new();
+        for (name, p) in stages_p.entries()? {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(p
+                    .error(format!(
+                        "stage name `{name}` may only hold letters, digits, `_` and `-`"
+                    ))
+                    .into());
+            }
+            stages.push((name, p));
+        }
+        if stages.is_empty() {
+            return Err(stages_p.error("a pipeline needs at least one stage").into());
+        }
+        let base = file.parent().unwrap_or(Path::new("."));
+        let plugins = match root.get("plugins") {
+            Some(p) => p
+                .parse_value::<Vec<PathBuf>>()?
+                .into_iter()
+                .map(|lib| {
+                    if lib.is_absolute() {
+                        lib
+                    } else {
+                        base.join(lib)
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Pipeline {
+            file: file.to_path_buf(),
+            name,
+            seed,
+            device,
+            data,
+            stages,
+            plugins,
+            root,
+        })
+    }
+
+    pub fn sources(&self) -> &Arc<SourceMap> {
+        self.root.sources()
+    }
+}

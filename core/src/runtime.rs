@@ -1,0 +1,406 @@
+//! Running a pipeline: build and check the graph, then run each stage in dependency order
+//! inside a stable run directory, reusing stages whose config and inputs are unchanged and
+//! resuming interrupted ones.
+
+use crate::artifact::Reference;
+use crate::error::{Error, Result};
+use crate::graph::{self, Graph, StageNode};
+use crate::pipeline::Pipeline;
+use crate::plugin::data::Dataset;
+use crate::plugin::stage::{StageCtx, StageResult};
+use crate::progress::Progress;
+use crate::registry;
+use crate::rng::Seed;
+use crate::rundir::{read_json, write_atomic, write_json, RunLock};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Defaults to `runs/<pipeline name>`.
+    pub run_dir: Option<PathBuf>,
+    /// Stages to redo even if cached (their dependents follow).
+    pub force: Vec<String>,
+    /// Start the whole run directory over.
+    pub fresh: bool,
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// `--set a.b=v` overrides.
+    pub overrides: Vec<String>,
+    pub quiet: bool,
+}
+
+/// What happened to a stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageStatus {
+    Ran,
+    Cached,
+    Planned,
+}
+
+/// One stage of a finished (or planned) run.
+#[derive(Clone, Debug)]
+pub struct StageReport {
+    pub name: String,
+    pub kind: String,
+    pub status: StageStatus,
+    pub result: Option<StageResult>,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub run_dir: PathBuf,
+    pub stages: Vec<StageReport>,
+}
+
+/// `stage.json` / `result.json` in a stage directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StageRecord {
+    hash: String,
+    kind: String,
+    /// Changes every time the stage really runs: dependents hash it, so a forced rerun
+    /// of a producer invalidates its consumers.
+    #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    result: Option<StageResult>,
+}
+
+/// Loads, checks and runs the pipeline in `file`.
+pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<RunReport> {
+    let pipeline = Pipeline::load(file, &opts.overrides)?;
+    let graph = graph::build(&pipeline)?;
+    for f in &opts.force {
+        if graph.node(f).is_none() {
+            let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "--force {f}: no such stage; stages: {}",
+                names.join(", ")
+            )));
+        }
+    }
+    let run_dir = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&pipeline.name));
+    let device = pipeline.device.resolve()?;
+    let progress = Progress::new(opts.quiet);
+    if opts.dry_run {
+        return Ok(plan(&pipeline, &graph, &run_dir, device, opts));
+    }
+    let _lock = RunLock::acquire(&run_dir)?;
+    if opts.fresh {
+        clear_run_dir(&run_dir)?;
+    }
+    write_resolved(&pipeline, &run_dir)?;
+    progress.log(&format!(
+        "rolekd: pipeline `{}` ({} stages) on {device:?}, run directory {}",
+        pipeline.name,
+        graph.nodes.len(),
+        run_dir.display()
+    ));
+
+    let data_cell: RefCell<Option<Arc<Dataset>>> = RefCell::new(None);
+    let load_data = || -> Result<Arc<Dataset>> {
+        if let Some(d) = data_cell.borrow().as_ref() {
+            return Ok(d.clone());
+        }
+        let name = pipeline.data.type_name()?;
+        let factory = registry::dataset(&name).map_err(|e| {
+            let at = pipeline
+                .data
+                .get("type")
+                .unwrap_or_else(|| pipeline.data.clone());
+            at.error(e.to_string())
+        })?;
+        let t0 = Instant::now();
+        let d = Arc::new(factory(&pipeline.data, Seed(pipeline.seed).child("data"))?);
+        progress.log(&format!(
+            "data: {} ({} train, {} val, {} test) loaded in {:.1}s",
+            d.name,
+            d.train.len(),
+            d.val.len(),
+            d.test.len(),
+            t0.elapsed().as_secs_f64()
+        ));
+        *data_cell.borrow_mut() = Some(d.clone());
+        Ok(d)
+    };
+
+    let forced: Vec<&String> = opts.force.iter().collect();
+    let mut records: BTreeMap<String, StageRecord> = BTreeMap::new();
+    let mut reports = Vec::new();
+    for node in &graph.nodes {
+        let dir = run_dir.join(&node.name);
+        let hash = stage_hash(&pipeline, node, &records, device);
+        if forced.contains(&&node.name) && dir.exists() {
+            remove_dir(&dir)?;
+        }
+        let existing: Option<StageRecord> = read_json(&dir.join("result.json")).unwrap_or(None);
+        if let Some(rec) = existing.filter(|r| r.hash == hash && r.result.is_some()) {
+            progress.log(&format!(
+                "{}: unchanged, reusing {}",
+                node.name,
+                dir.display()
+            ));
+            reports.push(StageReport {
+                name: node.name.clone(),
+                kind: node.kind.clone(),
+                status: StageStatus::Cached,
+                result: rec.result.clone(),
+            });
+            records.insert(node.name.clone(), rec);
+            continue;
+        }
+        let started: Option<StageRecord> = read_json(&dir.join("stage.json")).unwrap_or(None);
+        if started.as_ref().is_some_and(|s| s.hash != hash) {
+            progress.log(&format!(
+                "{}: config or inputs changed, redoing it",
+                node.name
+            ));
+            remove_dir(&dir)?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let _ = std::fs::remove_file(dir.join("result.json"));
+        let mut record = StageRecord {
+            hash: hash.clone(),
+            kind: node.kind.clone(),
+            run_id: String::new(),
+            result: None,
+        };
+        write_json(&dir.join("stage.json"), &record)?;
+        let params = graph::substitute(&node.params, &|r: &Reference| {
+            let producer = &records[&r.stage];
+            let rel = producer
+                .result
+                .as_ref()
+                .and_then(|res| res.outputs.get(&r.output))
+                .cloned()
+                .unwrap_or_default();
+            absolute(&run_dir.join(&r.stage).join(rel))
+        });
+        write_atomic(
+            &dir.join("config.yaml"),
+            serde_yaml_ng::to_string(params.value())
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        let stage = graph::instantiate(&node.kind, &params)?;
+        progress.log(&format!("{}: running ({})", node.name, node.kind));
+        let seed = Seed(node.seed.unwrap_or(pipeline.seed));
+        let ctx = StageCtx {
+            name: &node.name,
+            dir: dir.clone(),
+            seed,
+            device,
+            progress: &progress,
+            interrupted,
+            data: &load_data,
+        };
+        let t0 = Instant::now();
+        let mut result = stage.run(&ctx)?;
+        result
+            .summary
+            .entry("stage_seconds".into())
+            .or_insert(t0.elapsed().as_secs_f64());
+        for out in stage.outputs() {
+            if !result.outputs.contains_key(out.name) {
+                return Err(Error::Invalid(format!(
+                    "stage `{}` ({}) finished without its declared output `{}`",
+                    node.name, node.kind, out.name
+                )));
+            }
+        }
+        record.run_id = format!(
+            "{hash}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        record.result = Some(result.clone());
+        write_json(&dir.join("result.json"), &record)?;
+        reports.push(StageReport {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            status: StageStatus::Ran,
+            result: Some(result),
+        });
+        records.insert(node.name.clone(), record);
+    }
+    let report = RunReport {
+        run_dir: run_dir.clone(),
+        stages: reports,
+    };
+    write_atomic(
+        &run_dir.join("summary.md"),
+        summary_markdown(&pipeline.name, &report).as_bytes(),
+    )?;
+    Ok(report)
+}
+
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The hash that decides whether a stage's earlier result can be reused: its kind and
+/// params, the seed, the data, the device type, and the run ids of its inputs.
+fn stage_hash(
+    pipeline: &Pipeline,
+    node: &StageNode,
+    records: &BTreeMap<String, StageRecord>,
+    device: tch::Device,
+) -> String {
+    let inputs: BTreeMap<&String, &str> = node
+        .deps
+        .iter()
+        .map(|d| {
+            (
+                d,
+                records
+                    .get(d)
+                    .map(|r| r.run_id.as_str())
+                    .unwrap_or("pending"),
+            )
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "kind": node.kind,
+        "params": serde_json::to_value(node.params.value()).unwrap_or_default(),
+        "seed": node.seed.unwrap_or(pipeline.seed),
+        "data": serde_json::to_value(pipeline.data.value()).unwrap_or_default(),
+        "device": if device.is_cuda() { "cuda" } else { "cpu" },
+        "inputs": inputs,
+        "format": 1,
+    });
+    hex::encode(Sha256::digest(doc.to_string().as_bytes()))[..16].to_string()
+}
+
+fn plan(
+    pipeline: &Pipeline,
+    graph: &Graph,
+    run_dir: &Path,
+    device: tch::Device,
+    opts: &RunOptions,
+) -> RunReport {
+    println!(
+        "pipeline `{}` -> {} ({device:?})",
+        pipeline.name,
+        run_dir.display()
+    );
+    let mut records: BTreeMap<String, StageRecord> = BTreeMap::new();
+    let mut stages = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let hash = stage_hash(pipeline, node, &records, device);
+        let existing: Option<StageRecord> =
+            read_json(&run_dir.join(&node.name).join("result.json")).unwrap_or(None);
+        let cached = !opts.force.contains(&node.name)
+            && existing
+                .as_ref()
+                .is_some_and(|r| r.hash == hash && r.result.is_some());
+        let status = if cached { "cached" } else { "will run" };
+        let deps = if node.deps.is_empty() {
+            String::new()
+        } else {
+            format!(" <- {}", node.deps.join(", "))
+        };
+        println!("  {}. {} ({}){deps}: {status}", i + 1, node.name, node.kind);
+        if let Some(r) = existing.filter(|_| cached) {
+            records.insert(node.name.clone(), r);
+        }
+        stages.push(StageReport {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            status: if cached {
+                StageStatus::Cached
+            } else {
+                StageStatus::Planned
+            },
+            result: None,
+        });
+    }
+    RunReport {
+        run_dir: run_dir.to_path_buf(),
+        stages,
+    }
+}
+
+fn write_resolved(pipeline: &Pipeline, run_dir: &Path) -> Result<()> {
+    let text = serde_yaml_ng::to_string(pipeline.root.value())
+        .map_err(|e| Error::Invalid(format!("cannot write the resolved pipeline: {e}")))?;
+    let header = format!("# resolved from {}\n", pipeline.file.display());
+    write_atomic(
+        &run_dir.join("pipeline.yaml"),
+        format!("{header}{text}").as_bytes(),
+    )
+}
+
+fn clear_run_dir(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+    {
+        if e.file_name() == ".lock" {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            remove_dir(&p)?;
+        } else {
+            std::fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
+fn pct(v: Option<&f64>) -> String {
+    v.map(|x| format!("{:.2}%", x * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The summary table: every stage's final and best test accuracy.
+pub fn summary_markdown(name: &str, report: &RunReport) -> String {
+    let mut s = format!("# {name}\n\n| stage | kind | final test acc | best test acc (epoch) | val acc | seconds | status |\n|---|---|---|---|---|---|---|\n");
+    for st in &report.stages {
+        let summary = st.result.as_ref().map(|r| &r.summary);
+        let get = |k: &str| summary.and_then(|m| m.get(k));
+        let best = match (get("best_test_acc"), get("best_epoch")) {
+            (Some(a), Some(e)) => format!("{:.2}% ({})", a * 100.0, *e as usize),
+            (Some(a), None) => format!("{:.2}%", a * 100.0),
+            _ => "-".into(),
+        };
+        let status = match st.status {
+            StageStatus::Ran => "ran",
+            StageStatus::Cached => "reused",
+            StageStatus::Planned => "planned",
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            st.name,
+            st.kind,
+            pct(get("final_test_acc").or(get("test_acc"))),
+            best,
+            pct(get("final_val_acc")),
+            get("stage_seconds")
+                .map(|t| format!("{t:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            status
+        ));
+    }
+    s
+}

@@ -1,0 +1,139 @@
+//! Per-epoch metrics, written as `metrics.jsonl` (one JSON object per epoch).
+
+use crate::error::Result;
+use crate::rundir::write_atomic;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One epoch's numbers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    pub lr: f64,
+    /// Mean of each loss term over the epoch (unweighted), and `total` (weighted sum).
+    pub loss: BTreeMap<String, f64>,
+    pub train_acc: f64,
+    pub test_acc: f64,
+    pub test_loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
+    pub images_per_s: f64,
+    pub seconds: f64,
+}
+
+/// Rewrites `metrics.jsonl` with every epoch so far (atomically, so a reader never sees a
+/// partial line).
+pub fn write_metrics(path: &Path, epochs: &[EpochMetrics]) -> Result<()> {
+    let mut text = String::new();
+    for e in epochs {
+        text.push_str(&serde_json::to_string(e).expect("metrics serialise"));
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads `metrics.jsonl`.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                crate::Error::Data(format!(
+                    "{}:{}: corrupt metrics line: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Best and last figures of a run, for summaries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainOutcome {
+    pub final_test_acc: f64,
+    pub best_test_acc: f64,
+    pub best_epoch: usize,
+    pub final_val_acc: Option<f64>,
+    pub best_val_acc: Option<f64>,
+    pub seconds: f64,
+}
+
+impl TrainOutcome {
+    pub fn from_epochs(epochs: &[EpochMetrics]) -> Option<TrainOutcome> {
+        let last = epochs.last()?;
+        let best = epochs.iter().max_by(|a, b| {
+            a.test_acc
+                .total_cmp(&b.test_acc)
+                .then(b.epoch.cmp(&a.epoch))
+        })?;
+        let best_val = epochs
+            .iter()
+            .filter_map(|e| e.val_acc)
+            .max_by(|a, b| a.total_cmp(b));
+        Some(TrainOutcome {
+            final_test_acc: last.test_acc,
+            best_test_acc: best.test_acc,
+            best_epoch: best.epoch,
+            final_val_acc: last.val_acc,
+            best_val_acc: best_val,
+            seconds: epochs.iter().map(|e| e.seconds).sum(),
+        })
+    }
+
+    /// The numbers the summary table shows.
+    pub fn summary(&self) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        m.insert("final_test_acc".into(), self.final_test_acc);
+        m.insert("best_test_acc".into(), self.best_test_acc);
+        m.insert("best_epoch".into(), self.best_epoch as f64);
+        m.insert("train_seconds".into(), self.seconds);
+        if let Some(v) = self.final_val_acc {
+            m.insert("final_val_acc".into(), v);
+        }
+        if let Some(v) = self.best_val_acc {
+            m.insert("best_val_acc".into(), v);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(epoch: usize, acc: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            lr: 0.1,
+            loss: BTreeMap::new(),
+            train_acc: 0.0,
+            test_acc: acc,
+            test_loss: 0.0,
+            val_acc: None,
+            images_per_s: 1.0,
+            seconds: 2.0,
+        }
+    }
+
+    #[test]
+    fn outcome_takes_last_and_earliest_best() {
+        let o =
+            TrainOutcome::from_epochs(&[ep(1, 0.5), ep(2, 0.8), ep(3, 0.8), ep(4, 0.7)]).unwrap();
+        assert_eq!(o.final_test_acc, 0.7);
+        assert_eq!(o.best_test_acc, 0.8);
+        assert_eq!(o.best_epoch, 2);
+        assert_eq!(o.seconds, 8.0);
+    }
+
+    #[test]
+    fn metrics_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("metrics.jsonl");
+        write_metrics(&p, &[ep(1, 0.5), ep(2, 0.6)]).unwrap();
+        assert_eq!(read_metrics(&p).unwrap(), vec![ep(1, 0.5), ep(2, 0.6)]);
+    }
+}

@@ -1,0 +1,125 @@
+//! Epoch checkpoints for resuming an interrupted stage. Each epoch writes a new
+//! `state/epoch-<k>/` (weights, optimizer, `state.json` with checksums) and then points
+//! `state/latest.json` at it; the previous one is kept as a fallback for a damaged latest.
+
+use super::metrics::EpochMetrics;
+use crate::checkpoint::{copy_into, named_tensors, read_tensors, write_tensors};
+use crate::error::{Error, Result};
+use crate::plugin::optim::Optimizer;
+use crate::rundir::{file_sha256, read_json, write_json};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+
+#[derive(Serialize, Deserialize)]
+struct Latest {
+    epoch: usize,
+    dir: String,
+}
+
+/// What is restored besides tensors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochState {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub metrics: Vec<EpochMetrics>,
+    /// Random streams are a pure function of (seed, epoch, position): recording the seed
+    /// and the epoch restores them.
+    pub seed: u64,
+    pub weights_sha256: String,
+    pub optimizer_sha256: String,
+}
+
+/// Saves the trainable role's variables and optimizer after `state.epoch` epochs.
+pub fn save(dir: &Path, vs: &VarStore, opt: &dyn Optimizer, mut state: EpochState) -> Result<()> {
+    let edir = dir.join(format!("epoch-{}", state.epoch));
+    let w = edir.join("weights.safetensors");
+    let o = edir.join("optimizer.safetensors");
+    write_tensors(&w, &named_tensors(vs, ""))?;
+    write_tensors(&o, &opt.state())?;
+    state.weights_sha256 = file_sha256(&w)?;
+    state.optimizer_sha256 = file_sha256(&o)?;
+    write_json(&edir.join("state.json"), &state)?;
+    write_json(
+        &dir.join("latest.json"),
+        &Latest {
+            epoch: state.epoch,
+            dir: format!("epoch-{}", state.epoch),
+        },
+    )?;
+    // Keep this epoch and the one before; older ones are no longer needed.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(k) = name
+                .strip_prefix("epoch-")
+                .and_then(|k| k.parse::<usize>().ok())
+            {
+                if k + 1 < state.epoch {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Restores the newest intact epoch state, if any. A damaged one is reported through
+/// `warn` and the previous epoch is tried.
+pub fn restore(
+    dir: &Path,
+    vs: &VarStore,
+    opt: &mut dyn Optimizer,
+    warn: &dyn Fn(&str),
+) -> Result<Option<EpochState>> {
+    let latest: Option<Latest> = match read_json(&dir.join("latest.json")) {
+        Ok(l) => l,
+        Err(e) => {
+            warn(&format!(
+                "ignoring {}: {e}",
+                dir.join("latest.json").display()
+            ));
+            None
+        }
+    };
+    let mut candidates: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let k = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
+                    Some((k, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    if let Some(l) = &latest {
+        candidates.retain(|(k, _)| *k <= l.epoch);
+    }
+    for (_, edir) in candidates {
+        match try_restore(&edir, vs, opt) {
+            Ok(state) => return Ok(Some(state)),
+            Err(e) => warn(&format!(
+                "checkpoint {} is unusable ({e}); trying an older one",
+                edir.display()
+            )),
+        }
+    }
+    Ok(None)
+}
+
+fn try_restore(edir: &Path, vs: &VarStore, opt: &mut dyn Optimizer) -> Result<EpochState> {
+    let state: EpochState =
+        read_json(&edir.join("state.json"))?.ok_or_else(|| Error::Data("no state.json".into()))?;
+    let w = edir.join("weights.safetensors");
+    let o = edir.join("optimizer.safetensors");
+    if file_sha256(&w)? != state.weights_sha256 || file_sha256(&o)? != state.optimizer_sha256 {
+        return Err(Error::Data("checksum mismatch".into()));
+    }
+    let saved: BTreeMap<_, _> = read_tensors(&w)?.into_iter().collect();
+    copy_into(vs, "", &saved, &w.display().to_string())?;
+    opt.load_state(&read_tensors(&o)?)?;
+    Ok(state)
+}

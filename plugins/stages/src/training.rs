@@ -1,0 +1,356 @@
+//! `train` and `distill`: one params struct, one stage type; `distill` adds a teacher.
+
+use rolekd_core::artifact::{ArtifactKind, CheckpointPath};
+use rolekd_core::config::Params;
+use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::trainer::{
+    self, LossSpec, ModelSource, RoleSpec, TrainCtx, TrainSpec, View, WeightSchedule,
+};
+use rolekd_core::yaml::Value;
+use rolekd_core::{register_plugin, registry, Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Fields of a `train` or `distill` stage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // plugin-valued fields are read through `Params` to keep their YAML paths
+struct TrainingParams {
+    /// The trained model: `{type: resnet-cifar, depth: 20, quant: {...}}`.
+    model: Value,
+    /// The trained role's augmentation policy (default: none).
+    #[serde(default)]
+    augment: Option<Value>,
+    /// Initialise the trained model from a checkpoint of the same architecture.
+    #[serde(default)]
+    init: Option<CheckpointPath>,
+    /// Epochs to train.
+    epochs: usize,
+    /// Training batch size.
+    #[serde(default = "default_batch")]
+    batch_size: usize,
+    /// Evaluation batch size (the whole test set is evaluated, last partial batch included).
+    #[serde(default = "default_eval_batch")]
+    eval_batch_size: usize,
+    /// `{type: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 5e-4}` (default).
+    #[serde(default)]
+    optimizer: Option<Value>,
+    /// `{type: cosine}` (default), `multistep`, `step`, `constant`, with `warmup_epochs`.
+    #[serde(default)]
+    lr_schedule: Option<Value>,
+    /// Weighted loss terms: `[{type: ce}, {type: kd, weight: 0.9, temperature: 4}]`.
+    #[serde(default)]
+    loss: Option<Value>,
+    /// Augmentation worker threads.
+    #[serde(default = "default_workers")]
+    workers: usize,
+    /// `train` (default) or `train+val` (the final run after a search).
+    #[serde(default = "default_train_on")]
+    train_on: String,
+    /// Clip the gradient norm to this value.
+    #[serde(default)]
+    grad_clip: Option<f64>,
+    /// distill only: the frozen teacher's checkpoint (`${teacher.checkpoint}`).
+    #[serde(default)]
+    teacher: Option<CheckpointPath>,
+    /// distill only: `same` (the teacher sees the student's augmented image, as in the
+    /// original) or `own` (its own view of the same source image, from `teacher_augment`).
+    #[serde(default)]
+    teacher_view: Option<String>,
+    /// distill only, with `teacher_view: own`: the teacher's augmentation policy.
+    #[serde(default)]
+    teacher_augment: Option<Value>,
+}
+
+fn default_batch() -> usize {
+    128
+}
+fn default_eval_batch() -> usize {
+    1000
+}
+fn default_workers() -> usize {
+    2
+}
+fn default_train_on() -> String {
+    "train".into()
+}
+
+const DEFAULT_OPTIMIZER: &str =
+    "{type: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0005}";
+const DEFAULT_SCHEDULE: &str = "{type: cosine}";
+const TRAIN_LOSS: &str = "[{type: ce}]";
+/// Hinton KD as most CIFAR KD benchmarks run it (RepDistiller's alpha 0.9, T 4).
+const DISTILL_LOSS: &str = "[{type: ce, weight: 0.1}, {type: kd, weight: 0.9, temperature: 4}]";
+
+struct TrainingStage {
+    spec: TrainSpec,
+    distill: bool,
+}
+
+fn or_default(params: &Params, key: &str, default: &str) -> Params {
+    params
+        .get(key)
+        .filter(|p| !p.value().is_null())
+        .unwrap_or_else(|| Params::from_yaml(default).expect("built-in default parses"))
+}
+
+fn build(params: &Params, distill: bool) -> Result<Box<dyn Stage>> {
+    let p: TrainingParams = params.parse()?;
+    if p.epochs == 0 {
+        return Err(params.child_error("epochs", "must be at least 1").into());
+    }
+    if p.batch_size == 0 {
+        return Err(params
+            .child_error("batch_size", "must be at least 1")
+            .into());
+    }
+    let teacher_fields = ["teacher", "teacher_view", "teacher_augment"];
+    if !distill {
+        if let Some(f) = teacher_fields.iter().find(|f| params.get(f).is_some()) {
+            return Err(params
+                .child_error(f, "a `train` stage has no teacher; use `kind: distill`")
+                .into());
+        }
+    }
+    let train_on_val_too = match p.train_on.as_str() {
+        "train" => false,
+        "train+val" => true,
+        other => {
+            return Err(params
+                .child_error(
+                    "train_on",
+                    format!("`{other}`: expected `train` or `train+val`"),
+                )
+                .into())
+        }
+    };
+    let model = params.get("model").expect("parsed");
+    check_type(&model, registry::PluginKind::Model)?;
+    let augment = params.get("augment").filter(|a| !a.value().is_null());
+    if let Some(a) = &augment {
+        check_type(a, registry::PluginKind::AugmentPolicy)?;
+    }
+    let optimizer = or_default(params, "optimizer", DEFAULT_OPTIMIZER);
+    let lr = match optimizer.get("lr") {
+        Some(l) => l.parse_value::<f64>()?,
+        None => 0.1,
+    };
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(optimizer
+            .child_error("lr", format!("must be a positive number, got {lr}"))
+            .into());
+    }
+    let lr_schedule = or_default(params, "lr_schedule", DEFAULT_SCHEDULE);
+    // Optimizer and schedule are cheap to build: build them now so bad params surface
+    // before anything trains.
+    check_type(&optimizer, registry::PluginKind::Optimizer)?;
+    registry::optimizer(&optimizer.type_name()?).expect("checked")(
+        &optimizer.without(&["lr"]),
+        Vec::new(),
+    )?;
+    check_type(&lr_schedule, registry::PluginKind::LrSchedule)?;
+    registry::lr_schedule(&lr_schedule.type_name()?).expect("checked")(&lr_schedule)?;
+
+    let loss_p = or_default(
+        params,
+        "loss",
+        if distill { DISTILL_LOSS } else { TRAIN_LOSS },
+    );
+    let mut losses = Vec::new();
+    for entry in loss_p.items() {
+        check_type(&entry, registry::PluginKind::Loss)?;
+        let weight = match entry.get("weight") {
+            Some(w) => w.parse_value::<WeightSchedule>()?,
+            None => WeightSchedule::default(),
+        };
+        weight
+            .validate()
+            .map_err(|m| entry.child_error("weight", m))?;
+        losses.push(LossSpec { entry, weight });
+    }
+    if losses.is_empty() {
+        return Err(params
+            .child_error("loss", "needs at least one loss term")
+            .into());
+    }
+
+    let mut roles = vec![RoleSpec {
+        name: if distill {
+            "student".into()
+        } else {
+            "model".into()
+        },
+        model: ModelSource::Config(model.clone()),
+        augment: augment.clone(),
+        view: View::Own,
+        trainable: true,
+        init: p.init.as_ref().map(|c| c.0.clone()),
+    }];
+    if distill {
+        let teacher = p.teacher.clone().ok_or_else(|| {
+            params.error("missing field `teacher` (a checkpoint, e.g. `${teacher.checkpoint}`)")
+        })?;
+        let view = match p.teacher_view.as_deref().unwrap_or("same") {
+            "same" => View::Same,
+            "own" => View::Own,
+            other => {
+                return Err(params
+                    .child_error(
+                        "teacher_view",
+                        format!("`{other}`: expected `same` or `own`"),
+                    )
+                    .into())
+            }
+        };
+        let teacher_augment = params
+            .get("teacher_augment")
+            .filter(|a| !a.value().is_null());
+        if view == View::Same && teacher_augment.is_some() {
+            return Err(params
+                .child_error("teacher_augment", "only used with `teacher_view: own`")
+                .into());
+        }
+        if let Some(a) = &teacher_augment {
+            check_type(a, registry::PluginKind::AugmentPolicy)?;
+        }
+        roles.push(RoleSpec {
+            name: "teacher".into(),
+            model: ModelSource::Checkpoint(teacher.0.clone()),
+            augment: teacher_augment,
+            view,
+            trainable: false,
+            init: None,
+        });
+    }
+    let spec = TrainSpec {
+        roles,
+        losses,
+        optimizer,
+        lr,
+        lr_schedule,
+        epochs: p.epochs,
+        batch_size: p.batch_size,
+        eval_batch_size: p.eval_batch_size.max(1),
+        workers: p.workers.max(1),
+        train_on_val_too,
+        grad_clip: p.grad_clip,
+    };
+    probe_plugins(&spec, &model, distill)?;
+    Ok(Box::new(TrainingStage { spec, distill }))
+}
+
+/// Checks that a plugin entry names a registered plugin of `kind`, with a located error.
+fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<()> {
+    let name = entry.type_name()?;
+    let reg = registry::Registry::global()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
+    reg.get(kind, &name).map_err(|e| {
+        let at = entry.get("type").unwrap_or_else(|| entry.clone());
+        Error::Config(at.error(e.to_string()))
+    })?;
+    Ok(())
+}
+
+/// Builds the model, policy and losses once on a small stand-in problem (1x28x28, 10
+/// classes, CPU) so that a misspelt or out-of-range parameter is reported before any stage
+/// trains. Only configuration errors count here: anything else (a shape that only the
+/// stand-in problem gets wrong, a file that an earlier stage will write) waits for the run.
+fn probe_plugins(spec: &TrainSpec, model: &Params, distill: bool) -> Result<()> {
+    let shape = rolekd_core::checkpoint::SpecRecord {
+        in_channels: 1,
+        num_classes: 10,
+        height: 28,
+        width: 28,
+    };
+    let keep_config = |r: Result<()>| match r {
+        Err(Error::Config(c)) => Err(Error::Config(c)),
+        _ => Ok(()),
+    };
+    let built =
+        match trainer::build_model(model, &shape, tch::Device::Cpu, rolekd_core::rng::Seed(0)) {
+            Ok(b) => b,
+            Err(e) => return keep_config(Err(e)),
+        };
+    let probe = tch::Tensor::zeros([2, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu));
+    let feats: Vec<(String, Vec<i64>)> = tch::no_grad(|| built.model.forward(&probe, false))
+        .features
+        .iter()
+        .map(|(n, t)| (n.clone(), t.size()))
+        .collect();
+    let ctx = rolekd_core::plugin::loss::LossCtx {
+        num_classes: 10,
+        train_size: 64,
+        device: tch::Device::Cpu,
+        student_features: feats.clone(),
+        teacher_features: if distill { feats } else { Vec::new() },
+    };
+    for (i, l) in spec.losses.iter().enumerate() {
+        let f = registry::loss(&l.entry.type_name()?).expect("checked");
+        keep_config(
+            f(
+                &l.entry.without(&["weight"]),
+                &ctx,
+                &(built.vs.root() / format!("probe{i}")),
+            )
+            .map(|_| ()),
+        )?;
+    }
+    Ok(())
+}
+
+impl Stage for TrainingStage {
+    fn outputs(&self) -> Vec<OutputDecl> {
+        vec![
+            OutputDecl {
+                name: "checkpoint",
+                kind: ArtifactKind::Checkpoint,
+            },
+            OutputDecl {
+                name: "metrics",
+                kind: ArtifactKind::Metrics,
+            },
+        ]
+    }
+
+    fn run(&self, ctx: &StageCtx<'_>) -> Result<StageResult> {
+        let data = (ctx.data)()?;
+        let tctx = TrainCtx {
+            label: ctx.name,
+            dir: ctx.dir.clone(),
+            seed: ctx.seed,
+            device: ctx.device,
+            data,
+            progress: ctx.progress,
+            interrupted: ctx.interrupted,
+        };
+        let outcome = trainer::train(&self.spec, &tctx)?;
+        let mut outputs = BTreeMap::new();
+        outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
+        outputs.insert("metrics".to_string(), "metrics.jsonl".to_string());
+        let mut summary = outcome.summary();
+        summary.insert("distilled".into(), if self.distill { 1.0 } else { 0.0 });
+        Ok(StageResult { outputs, summary })
+    }
+}
+
+fn build_train(params: &Params) -> Result<Box<dyn Stage>> {
+    build(params, false)
+}
+
+fn build_distill(params: &Params) -> Result<Box<dyn Stage>> {
+    build(params, true)
+}
+
+register_plugin!(
+    Stage,
+    "train",
+    "Train one model with its own augmentation and loss list (CE by default)",
+    build_train
+);
+register_plugin!(
+    Stage,
+    "distill",
+    "Distil a student from a frozen teacher checkpoint; teacher_view same|own",
+    build_distill
+);

@@ -1,0 +1,62 @@
+//! Running a pipeline.
+
+use clap::Args;
+use rolekd_core::runtime::{self, RunOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The pipeline YAML to run.
+    #[arg(required = true)]
+    pipeline: Option<PathBuf>,
+    /// Run directory (default: runs/<pipeline name>).
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Redo this stage (and what depends on it) even if its result is reusable.
+    #[arg(long, value_name = "STAGE")]
+    force: Vec<String>,
+    /// Start the run directory over.
+    #[arg(long)]
+    fresh: bool,
+    /// Print the plan (order, dependencies, what is reused) and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// Override a field: --set stages.teacher.epochs=2 (the value is YAML).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// Only errors and the summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let file = args.pipeline.expect("clap requires it");
+    let opts = RunOptions {
+        run_dir: args.run_dir,
+        force: args.force,
+        fresh: args.fresh,
+        dry_run: args.dry_run,
+        overrides: args.set,
+        quiet: args.quiet,
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nrolekd: second interrupt, exiting now");
+            std::process::exit(130);
+        }
+        eprintln!("\nrolekd: interrupted; saving and stopping (rerun to resume, Ctrl-C again to quit now)");
+    });
+    let report = runtime::run(&file, &opts, &interrupted)?;
+    if !opts.dry_run {
+        print!(
+            "{}",
+            runtime::summary_markdown(&file.display().to_string(), &report)
+        );
+        println!("\nrun directory: {}", report.run_dir.display());
+    }
+    Ok(())
+}
