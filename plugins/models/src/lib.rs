@@ -1,1 +1,49 @@
+//! rolekd-models: the built-in model zoo.
+//!
+//! Every model returns logits and named per-stage features (`stage1`, `stage2`, ...) for
+//! feature-distillation losses, and honours the role's DoReFa [`QuantSpec`]
+//! (see [`quant`]).
+//!
+//! - [`small_cnn`] — `small-cnn`
+//! - [`resnet_cifar`] — `resnet-cifar` (and its named depths)
+//! - [`layers`] — quantising conv / linear layers with PyTorch's inits, MAC recording
+//! - [`param_count`], [`count_macs`] — numbers for the `rolekd-run models` table
+//!
+//! [`QuantSpec`]: rolekd_core::plugin::model::QuantSpec
 
+pub mod layers;
+pub mod quant;
+pub mod resnet_cifar;
+pub mod small_cnn;
+
+use rolekd_core::plugin::model::{Model, ModelSpec};
+use tch::{nn, Device, Kind, Tensor};
+
+/// Called by the binary so the linker keeps this crate's plugin registrations.
+pub fn link() {}
+
+/// The number of trainable scalars in a VarStore (BatchNorm running statistics excluded).
+pub fn param_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+/// Multiply-accumulates of one forward pass on one image of the spec's shape.
+///
+/// Measured, not derived: the model runs (eval mode, no grad) on a single zero image
+/// while this crate's [`layers::Conv`] and [`layers::Linear`] record
+/// `H_out W_out C_out C_in/groups k k` and `in out` MACs. BatchNorm, activations, pooling
+/// and additions are not counted. A model built from other layers reports 0.
+pub fn count_macs(model: &dyn Model, spec: &ModelSpec, device: Device) -> i64 {
+    let xs = Tensor::zeros(
+        [1, spec.in_channels, spec.height, spec.width],
+        (Kind::Float, device),
+    );
+    let (_, macs) = layers::with_mac_counter(|| tch::no_grad(|| model.forward(&xs, false)));
+    macs
+}
+
+#[cfg(test)]
+mod tests;

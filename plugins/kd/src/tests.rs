@@ -1,0 +1,206 @@
+//! Loss checks against independent f64 computations on tiny tensors.
+
+use rolekd_core::config::Params;
+use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
+use rolekd_core::plugin::model::ModelOutput;
+use tch::{nn, Device, Kind, Tensor};
+
+pub(crate) fn ctx(student: &[(&str, &[i64])], teacher: &[(&str, &[i64])]) -> LossCtx {
+    let conv = |v: &[(&str, &[i64])]| {
+        v.iter()
+            .map(|(n, s)| (n.to_string(), s.to_vec()))
+            .collect::<Vec<_>>()
+    };
+    LossCtx {
+        num_classes: 3,
+        train_size: 16,
+        device: Device::Cpu,
+        student_features: conv(student),
+        teacher_features: conv(teacher),
+    }
+}
+
+pub(crate) fn build(name: &str, yaml: &str, ctx: &LossCtx, vs: &nn::VarStore) -> Box<dyn Loss> {
+    let f = rolekd_core::registry::loss(name).unwrap();
+    f(&Params::from_yaml(yaml).unwrap(), ctx, &vs.root()).unwrap()
+}
+
+pub(crate) fn out(logits: &Tensor) -> ModelOutput {
+    ModelOutput {
+        logits: logits.shallow_clone(),
+        features: vec![],
+    }
+}
+
+pub(crate) fn t2(rows: &[&[f64]]) -> Tensor {
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&x| x as f32))
+        .collect();
+    Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
+}
+
+pub(crate) fn scalar(t: &Tensor) -> f64 {
+    f64::try_from(t.to_kind(Kind::Double)).unwrap()
+}
+
+pub(crate) fn run(
+    loss: &mut dyn Loss,
+    s: &ModelOutput,
+    t: Option<&ModelOutput>,
+    labels: &Tensor,
+) -> Tensor {
+    let idx = Tensor::arange(labels.size()[0], (Kind::Int64, Device::Cpu));
+    loss.compute(&LossInputs {
+        student: s,
+        teacher: t,
+        labels,
+        soft_targets: None,
+        indices: &idx,
+        epoch: 0,
+        step: 0,
+    })
+    .unwrap()
+}
+
+fn log_softmax(v: &[f64]) -> Vec<f64> {
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+    v.iter().map(|x| x - lse).collect()
+}
+
+const S: [[f64; 3]; 2] = [[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]];
+const T: [[f64; 3]; 2] = [[2.0, 1.0, -0.5], [0.0, 0.5, 3.0]];
+
+fn s_t() -> (Tensor, Tensor) {
+    let s = t2(&[&S[0], &S[1]]).set_requires_grad(true);
+    let t = t2(&[&T[0], &T[1]]);
+    (s, t)
+}
+
+#[test]
+fn ce_matches_hand_computation() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let c = ctx(&[], &[]);
+    let mut ce = build("ce", "{}", &c, &vs);
+    assert!(!ce.needs_teacher());
+    let (s, _) = s_t();
+    let labels = Tensor::from_slice(&[1i64, 2]);
+    let got = scalar(&run(ce.as_mut(), &out(&s), None, &labels));
+    let expect = -(log_softmax(&S[0])[1] + log_softmax(&S[1])[2]) / 2.0;
+    assert!((got - expect).abs() < 1e-5, "{got} vs {expect}");
+
+    // soft targets
+    let soft = t2(&[&[0.2, 0.8, 0.0], &[0.0, 0.5, 0.5]]);
+    let idx = Tensor::arange(2, (Kind::Int64, Device::Cpu));
+    let so = out(&s);
+    let got = scalar(
+        &ce.compute(&LossInputs {
+            student: &so,
+            teacher: None,
+            labels: &labels,
+            soft_targets: Some(&soft),
+            indices: &idx,
+            epoch: 0,
+            step: 0,
+        })
+        .unwrap(),
+    );
+    let (a, b) = (log_softmax(&S[0]), log_softmax(&S[1]));
+    let expect = -((0.2 * a[0] + 0.8 * a[1]) + (0.5 * b[1] + 0.5 * b[2])) / 2.0;
+    assert!((got - expect).abs() < 1e-5, "{got} vs {expect}");
+
+    // label smoothing 0.1
+    let mut ce = build("ce", "{label_smoothing: 0.1}", &c, &vs);
+    let got = scalar(&run(ce.as_mut(), &out(&s), None, &labels));
+    let row = |lp: &[f64], y: usize| {
+        -(0..3)
+            .map(|c| (if c == y { 0.9 } else { 0.0 } + 0.1 / 3.0) * lp[c])
+            .sum::<f64>()
+    };
+    let expect = (row(&a, 1) + row(&b, 2)) / 2.0;
+    assert!((got - expect).abs() < 1e-5, "{got} vs {expect}");
+}
+
+fn kd_by_hand(temp: f64, t_squared: bool) -> f64 {
+    let mut total = 0.0;
+    for b in 0..2 {
+        let ls = log_softmax(&S[b].map(|x| x / temp));
+        let lt = log_softmax(&T[b].map(|x| x / temp));
+        total += (0..3).map(|c| lt[c].exp() * (lt[c] - ls[c])).sum::<f64>();
+    }
+    let kl = total / 2.0;
+    if t_squared {
+        kl * temp * temp
+    } else {
+        kl
+    }
+}
+
+#[test]
+fn kd_matches_hand_computation() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let c = ctx(&[], &[]);
+    let labels = Tensor::from_slice(&[0i64, 1]);
+    for (yaml, temp, sq) in [
+        ("{}", 4.0, true),
+        ("{temperature: 3, t_squared: false}", 3.0, false),
+        ("{temperature: 1.5}", 1.5, true),
+    ] {
+        let mut kd = build("kd", yaml, &c, &vs);
+        assert!(kd.needs_teacher());
+        let (s, t) = s_t();
+        let loss = run(kd.as_mut(), &out(&s), Some(&out(&t)), &labels);
+        let got = scalar(&loss);
+        let expect = kd_by_hand(temp, sq);
+        assert!((got - expect).abs() < 1e-5, "{yaml}: {got} vs {expect}");
+        loss.backward();
+        let g = s.grad();
+        assert!(bool::try_from(g.isfinite().all()).unwrap());
+        assert!(scalar(&g.abs().sum(Kind::Double)) > 0.0);
+    }
+}
+
+#[test]
+fn kd_is_zero_when_student_equals_teacher() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut kd = build("kd", "{}", &ctx(&[], &[]), &vs);
+    let (_, t) = s_t();
+    let loss = run(
+        kd.as_mut(),
+        &out(&t),
+        Some(&out(&t)),
+        &Tensor::from_slice(&[0i64, 1]),
+    );
+    assert!(scalar(&loss).abs() < 1e-6);
+}
+
+#[test]
+fn kd_without_teacher_is_an_error_and_bad_temperature_is_refused() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut kd = build("kd", "{}", &ctx(&[], &[]), &vs);
+    let (s, _) = s_t();
+    let idx = Tensor::arange(2, (Kind::Int64, Device::Cpu));
+    let labels = Tensor::from_slice(&[0i64, 1]);
+    let so = out(&s);
+    let err = kd
+        .compute(&LossInputs {
+            student: &so,
+            teacher: None,
+            labels: &labels,
+            soft_targets: None,
+            indices: &idx,
+            epoch: 0,
+            step: 0,
+        })
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("teacher"), "{err}");
+    let f = rolekd_core::registry::loss("kd").unwrap();
+    let r = f(
+        &Params::from_yaml("{temperature: 0}").unwrap(),
+        &ctx(&[], &[]),
+        &vs.root(),
+    );
+    assert!(r.is_err());
+}
