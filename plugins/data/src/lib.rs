@@ -1,1 +1,47 @@
+//! rolekd-data: the built-in datasets.
+//!
+//! - [`mnist`]: `fashion-mnist` and `mnist`, read from IDX files (gzip or raw).
+//! - [`cifar`]: `cifar10` and `cifar100`, read from the CIFAR binary format.
+//! - [`split`]: the parameters every dataset shares (`path`, `train_size`, `val_size`,
+//!   `test_size`, `normalize`) and the seeded train / validation / test split.
+//! - [`files`]: reading a file whole, gunzipping it when it starts with the gzip magic.
+//! - [`idx`]: the IDX format.
+//!
+//! Every loader validates what it reads and reports a bad file as [`rolekd_core::Error::Data`]
+//! naming the file and what is wrong with it.
 
+pub mod cifar;
+pub mod files;
+pub mod idx;
+pub mod mnist;
+pub mod split;
+
+pub use split::{channel_stats, Normalize, SplitParams};
+
+/// Called by the binary so the linker keeps this crate's plugin registrations.
+pub fn link() {}
+
+rolekd_core::register_plugin!(
+    Dataset,
+    "fashion-mnist",
+    "Fashion-MNIST (28x28 grey, 10 classes) from IDX files; default path $ROLEKD_FASHION_MNIST or /usr/share/datasets/fashion-mnist",
+    mnist::build_fashion_mnist
+);
+rolekd_core::register_plugin!(
+    Dataset,
+    "mnist",
+    "MNIST digits (28x28 grey, 10 classes) from IDX files; default path $ROLEKD_MNIST or /usr/share/datasets/mnist",
+    mnist::build_mnist
+);
+rolekd_core::register_plugin!(
+    Dataset,
+    "cifar10",
+    "CIFAR-10 (32x32 RGB, 10 classes) from the binary version (data_batch_1..5.bin, test_batch.bin)",
+    cifar::build_cifar10
+);
+rolekd_core::register_plugin!(
+    Dataset,
+    "cifar100",
+    "CIFAR-100 (32x32 RGB, 100 fine classes) from the binary version (train.bin, test.bin)",
+    cifar::build_cifar100
+);
