@@ -5,16 +5,24 @@
 //! (see [`quant`]).
 //!
 //! - [`small_cnn`] — `small-cnn`
-//! - [`resnet_cifar`] — `resnet-cifar` (and its named depths)
+//! - [`resnet_cifar`] — `resnet-cifar`, the named CIFAR ResNets `resnet8`, `resnet14`,
+//!   `resnet20`, `resnet32`, `resnet44`, `resnet56`, `resnet110`, `resnet8x4`,
+//!   `resnet32x4` (fixed depth and width, no parameters), and `resnet18-cifar`
+//! - [`wrn`] — `wrn`; [`vgg`] — `vgg-cifar`; [`mobilenetv2`] — `mobilenetv2-cifar`;
+//!   [`shufflenetv2`] — `shufflenetv2-cifar`
 //! - [`layers`] — quantising conv / linear layers with PyTorch's inits, MAC recording
 //! - [`param_count`], [`count_macs`] — numbers for the `rolekd-run models` table
 //!
 //! [`QuantSpec`]: rolekd_core::plugin::model::QuantSpec
 
 pub mod layers;
+pub mod mobilenetv2;
 pub mod quant;
 pub mod resnet_cifar;
+pub mod shufflenetv2;
 pub mod small_cnn;
+pub mod vgg;
+pub mod wrn;
 
 use rolekd_core::plugin::model::{Model, ModelSpec};
 use tch::{nn, Device, Kind, Tensor};

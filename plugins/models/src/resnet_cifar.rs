@@ -321,3 +321,42 @@ named_resnet!(
     32,
     "ResNet-32x4 (CRD): depth 32, stem 32, stages 64/128/256"
 );
+
+/// Parameters of `resnet18-cifar`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ResNet18Params {
+    /// Base width w: stem and stages w, 2w, 4w, 8w (default 64).
+    #[serde(default = "default_width18")]
+    pub width: i64,
+}
+
+fn default_width18() -> i64 {
+    64
+}
+
+/// `resnet18-cifar`: ResNet-18 (2-2-2-2 BasicBlocks, widths 64/128/256/512) with the CIFAR
+/// stem (3x3 conv stride 1, no max-pool), option-B shortcuts; features stage1..stage4.
+pub fn build_resnet18(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn Model>> {
+    let p: ResNet18Params = params.parse()?;
+    if p.width <= 0 {
+        return Err(params
+            .child_error("width", format!("must be positive, got {}", p.width))
+            .into());
+    }
+    let w = p.width;
+    Ok(Box::new(ResNet::new(
+        vs,
+        spec,
+        w,
+        &[w, 2 * w, 4 * w, 8 * w],
+        &[2, 2, 2, 2],
+    )?))
+}
+
+rolekd_core::register_plugin!(
+    Model,
+    "resnet18-cifar",
+    "ResNet-18 with the CIFAR stem (3x3 conv, no max-pool); `width` 64; features stage1..stage4",
+    build_resnet18
+);

@@ -177,3 +177,151 @@ fn quantised_resnet_runs_and_backprops() {
         }
     }
 }
+
+/// Forward on 1x28x28 and 3x32x32; returns the feature names and shapes of the 3x32x32 run.
+fn check_forward(name: &str, yaml: &str, classes: i64) -> Vec<(String, Vec<i64>)> {
+    let mut last = Vec::new();
+    for (c, hw) in [(1, 28), (3, 32)] {
+        let s = spec(c, hw, classes);
+        let (_vs, m) = build(name, yaml, &s);
+        let out = m.forward(
+            &Tensor::randn([2, c, hw, hw], (Kind::Float, Device::Cpu)),
+            true,
+        );
+        assert_eq!(out.logits.size(), vec![2, classes], "{name}");
+        assert!(
+            bool::try_from(out.logits.isfinite().all()).unwrap(),
+            "{name}"
+        );
+        let eval = m.forward(
+            &Tensor::randn([1, c, hw, hw], (Kind::Float, Device::Cpu)),
+            false,
+        );
+        assert_eq!(eval.logits.size(), vec![1, classes], "{name}");
+        last = out
+            .features
+            .iter()
+            .map(|(n, t)| (n.clone(), t.size()))
+            .collect();
+    }
+    last
+}
+
+#[test]
+fn zoo_forward_shapes_and_features() {
+    let f = check_forward("wrn", "{depth: 10, widen_factor: 1}", 5);
+    assert_eq!(
+        f,
+        vec![
+            ("stage1".to_string(), vec![2, 16, 32, 32]),
+            ("stage2".to_string(), vec![2, 32, 16, 16]),
+            ("stage3".to_string(), vec![2, 64, 8, 8]),
+        ]
+    );
+    let f = check_forward("vgg-cifar", "{depth: 8}", 5);
+    let shapes: Vec<Vec<i64>> = f.iter().map(|(_, s)| s.clone()).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            vec![2, 64, 32, 32],
+            vec![2, 128, 16, 16],
+            vec![2, 256, 8, 8],
+            vec![2, 512, 4, 4],
+            vec![2, 512, 2, 2]
+        ]
+    );
+    let f = check_forward("resnet8x4", "{}", 5);
+    assert_eq!(f[0].1, vec![2, 64, 32, 32]);
+    assert_eq!(f[2].1, vec![2, 256, 8, 8]);
+    let f = check_forward("mobilenetv2-cifar", "{width_mult: 0.25}", 5);
+    let names: Vec<&str> = f.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["stage1", "stage2", "stage3", "stage4"]);
+    assert_eq!(f[0].1, vec![2, 8, 32, 32]);
+    assert_eq!(f[2].1, vec![2, 24, 8, 8]);
+    assert_eq!(f[3].1, vec![2, 1280, 4, 4]);
+    let f = check_forward("shufflenetv2-cifar", "{width_mult: 0.5}", 5);
+    assert_eq!(f[0].1, vec![2, 48, 16, 16]);
+    assert_eq!(f[2].1, vec![2, 192, 4, 4]);
+    assert_eq!(f[3].1, vec![2, 1024, 4, 4]);
+}
+
+#[test]
+fn zoo_param_counts_match_the_reference_architectures() {
+    let s = spec(3, 32, 10);
+    // ResNet-18, CIFAR stem, 10 classes: stem 1,728 + 128; stage1 4*36,864 + 4*128;
+    // stage2 73,728 + 3*147,456 + 4*256 + (8,192 + 256); stage3 294,912 + 3*589,824
+    // + 4*512 + (32,768 + 512); stage4 1,179,648 + 3*2,359,296 + 4*1,024 + (131,072
+    // + 1,024); fc 5,130 = 11,173,962 (the usual CIFAR ResNet-18 figure).
+    let (vs, m) = build("resnet18-cifar", "{}", &s);
+    assert_eq!(param_count(&vs), 11_173_962);
+    let out = m.forward(
+        &Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)),
+        false,
+    );
+    assert_eq!(out.features.len(), 4);
+    assert_eq!(out.features[3].1.size(), vec![1, 512, 4, 4]);
+    // WRN-16-2: stem 432; group1 (16->32) 32+4,608+64+9,216+512 and 64+9,216+64+9,216;
+    // group2 (32->64) 57,536 + 73,984; group3 (64->128) 229,760 + 295,424; final BN 256;
+    // fc 1,290 = 691,674.
+    let (vs, _m) = build("wrn", "{}", &s);
+    assert_eq!(param_count(&vs), 691_674);
+    // torchvision's MobileNetV2 (3,504,872 with 1000 classes) minus its 1280*1000 + 1000
+    // classifier plus 1280*10 + 10: the CIFAR strides change no parameter.
+    let (vs, _m) = build("mobilenetv2-cifar", "{}", &s);
+    assert_eq!(param_count(&vs), 3_504_872 - 1_281_000 + 12_810);
+    // torchvision's shufflenet_v2_x1_0 (2,278,604) minus 1024*1000 + 1000 plus
+    // 1024*10 + 10 (its stride-2 stem has the same 3x3x3x24 weights, the max-pool none).
+    let (vs, _m) = build("shufflenetv2-cifar", "{}", &s);
+    assert_eq!(param_count(&vs), 2_278_604 - 1_025_000 + 10_250);
+}
+
+#[test]
+fn every_model_honours_quantisation() {
+    let mut s = spec(3, 16, 4);
+    s.quant = QuantSpec {
+        weight_bits: 1,
+        activation_bits: 2,
+        quantize_first_last: true,
+    };
+    for (name, yaml) in [
+        ("small-cnn", "{channels: [4, 8], hidden: 6}"),
+        ("resnet-cifar", "{depth: 8, width: 4}"),
+        ("wrn", "{depth: 10, widen_factor: 1}"),
+        ("vgg-cifar", "{depth: 8}"),
+        ("mobilenetv2-cifar", "{width_mult: 0.25}"),
+        ("shufflenetv2-cifar", "{width_mult: 0.5}"),
+    ] {
+        let (vs, m) = build(name, yaml, &s);
+        let out = m.forward(
+            &Tensor::randn([2, 3, 16, 16], (Kind::Float, Device::Cpu)),
+            true,
+        );
+        out.logits.sum(Kind::Float).backward();
+        let mut with_grad = 0;
+        for t in vs.trainable_variables() {
+            if f64::try_from(t.grad().abs().sum(Kind::Double)).unwrap_or(0.0) > 0.0 {
+                with_grad += 1;
+            }
+        }
+        assert!(with_grad > 0, "{name}: no gradient reached the weights");
+        // With quantize_first_last, the last feature map is a 2-bit activation too.
+        let (_, f) = out.features.last().unwrap();
+        let scaled = f * 3.0;
+        let frac = f64::try_from((&scaled - scaled.round()).abs().max()).unwrap();
+        // wrn's and vgg's last features are activations; others end on one as well.
+        assert!(
+            frac < 1e-4,
+            "{name}: last feature not on the 2-bit grid ({frac})"
+        );
+    }
+}
+
+#[test]
+fn bad_zoo_params_are_located() {
+    let s = spec(3, 32, 10);
+    assert!(build_err("wrn", "{depth: 17}", &s).contains("6n + 4"));
+    assert!(build_err("vgg-cifar", "{depth: 12}", &s).contains("depth"));
+    assert!(build_err("shufflenetv2-cifar", "{width_mult: 0.7}", &s).contains("width_mult"));
+    assert!(build_err("resnet20", "{depth: 32}", &s).contains("depth"));
+    assert!(build_err("vgg-cifar", "{}", &spec(1, 8, 10)).contains("too small"));
+}
