@@ -7,9 +7,11 @@
 //!   `autoaugment-cifar10`, `randaugment`, `trivialaugment`, `mixup`, `cutmix`).
 //! - [`schedule`]: PBA schedules (JSON, PBA log import, stretch rule, table).
 //! - [`space`]: PBA's 60-gene policy space and explore rule.
+//! - [`plot`]: schedule plots and preview grids as PNG (no plotting stack).
 
 pub mod op_plugins;
 pub mod ops;
+pub mod plot;
 pub mod policy;
 pub mod schedule;
 pub mod space;
