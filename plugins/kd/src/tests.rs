@@ -1,72 +1,12 @@
 //! Loss checks against independent f64 computations on tiny tensors.
 
+use crate::testutil::*;
 use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::plugin::model::ModelOutput;
+use rolekd_core::plugin::loss::LossInputs;
 use tch::{nn, Device, Kind, Tensor};
 
-pub(crate) fn ctx(student: &[(&str, &[i64])], teacher: &[(&str, &[i64])]) -> LossCtx {
-    let conv = |v: &[(&str, &[i64])]| {
-        v.iter()
-            .map(|(n, s)| (n.to_string(), s.to_vec()))
-            .collect::<Vec<_>>()
-    };
-    LossCtx {
-        num_classes: 3,
-        train_size: 16,
-        device: Device::Cpu,
-        student_features: conv(student),
-        teacher_features: conv(teacher),
-    }
-}
-
-pub(crate) fn build(name: &str, yaml: &str, ctx: &LossCtx, vs: &nn::VarStore) -> Box<dyn Loss> {
-    let f = rolekd_core::registry::loss(name).unwrap();
-    f(&Params::from_yaml(yaml).unwrap(), ctx, &vs.root()).unwrap()
-}
-
-pub(crate) fn out(logits: &Tensor) -> ModelOutput {
-    ModelOutput {
-        logits: logits.shallow_clone(),
-        features: vec![],
-    }
-}
-
-pub(crate) fn t2(rows: &[&[f64]]) -> Tensor {
-    let flat: Vec<f32> = rows
-        .iter()
-        .flat_map(|r| r.iter().map(|&x| x as f32))
-        .collect();
-    Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
-}
-
-pub(crate) fn scalar(t: &Tensor) -> f64 {
-    f64::try_from(t.to_kind(Kind::Double)).unwrap()
-}
-
-pub(crate) fn run(
-    loss: &mut dyn Loss,
-    s: &ModelOutput,
-    t: Option<&ModelOutput>,
-    labels: &Tensor,
-) -> Tensor {
-    let idx = Tensor::arange(labels.size()[0], (Kind::Int64, Device::Cpu));
-    loss.compute(&LossInputs {
-        student: s,
-        teacher: t,
-        labels,
-        soft_targets: None,
-        indices: &idx,
-        epoch: 0,
-        step: 0,
-    })
-    .unwrap()
-}
-
-fn log_softmax(v: &[f64]) -> Vec<f64> {
-    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let lse = m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
-    v.iter().map(|x| x - lse).collect()
+fn out(logits: &Tensor) -> rolekd_core::plugin::model::ModelOutput {
+    output(logits, &[])
 }
 
 const S: [[f64; 3]; 2] = [[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]];
