@@ -2,6 +2,9 @@
 # Installs (idempotently) and exports what building and running rolekd needs:
 # a Python venv with PyPI torch==2.11.0 (libtorch for tch 0.24), Debian's
 # Fashion-MNIST package, and the environment torch-sys reads. Source it.
+case $- in *e*) _rolekd_e=-e ;; *) _rolekd_e=+e ;; esac
+case $- in *u*) _rolekd_u=-u ;; *) _rolekd_u=+u ;; esac
+if shopt -qo pipefail; then _rolekd_p=-o; else _rolekd_p=+o; fi
 set -euo pipefail
 
 ROLEKD_CACHE="${ROLEKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rolekd}"
@@ -42,7 +45,11 @@ ensure_dataset
 TORCH_LIB="$("$ROLEKD_VENV/bin/python" -c 'import torch,os; print(os.path.join(os.path.dirname(torch.__file__),"lib"))')"
 export ROLEKD_VENV TORCH_LIB
 export LIBTORCH_USE_PYTORCH=1
+# Unit-test binaries of the library crates have no RUNPATH of their own.
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LIBTORCH_BYPASS_VERSION_CHECK=0
 export PATH="$ROLEKD_VENV/bin:$PATH"
 export ROLEKD_FASHION_MNIST="${ROLEKD_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
-set +euo pipefail
+set "$_rolekd_e" "$_rolekd_u"
+set "$_rolekd_p" pipefail
+unset _rolekd_e _rolekd_u _rolekd_p

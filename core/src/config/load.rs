@@ -168,7 +168,12 @@ pub fn apply_override(root: &mut Value, assignment: &str) -> Result<(), ConfigEr
                 }
                 let map = cur.as_mapping_mut().expect("checked");
                 if last {
-                    map.insert(Value::String(k.clone()), new);
+                    // `--set stages.x=null` removes the field, as `null` does under `base:`.
+                    if new.is_null() {
+                        map.remove(k.as_str());
+                    } else {
+                        map.insert(Value::String(k.clone()), new);
+                    }
                     return Ok(());
                 }
                 map.entry(Value::String(k.clone()))
@@ -317,5 +322,7 @@ mod tests {
         assert_eq!(v["stages"]["s"]["epochs"].as_u64(), Some(3));
         assert!(apply_override(&mut v, "stages.s.loss[5].weight=1").is_err());
         assert!(apply_override(&mut v, "nothing").is_err());
+        apply_override(&mut v, "stages.s=null").unwrap();
+        assert!(v["stages"].get("s").is_none());
     }
 }

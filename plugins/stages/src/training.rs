@@ -287,14 +287,23 @@ fn probe_plugins(spec: &TrainSpec, model: &Params, distill: bool) -> Result<()> 
     };
     for (i, l) in spec.losses.iter().enumerate() {
         let f = registry::loss(&l.entry.type_name()?).expect("checked");
-        keep_config(
-            f(
-                &l.entry.without(&["weight"]),
-                &ctx,
-                &(built.vs.root() / format!("probe{i}")),
-            )
-            .map(|_| ()),
-        )?;
+        match f(
+            &l.entry.without(&["weight"]),
+            &ctx,
+            &(built.vs.root() / format!("probe{i}")),
+        ) {
+            Ok(loss) if loss.needs_teacher() && !distill => {
+                let name = l.entry.type_name()?;
+                return Err(l
+                    .entry
+                    .error(format!(
+                        "loss `{name}` needs a teacher: use it in a `distill` stage"
+                    ))
+                    .into());
+            }
+            Ok(_) => {}
+            Err(e) => keep_config(Err(e))?,
+        }
     }
     Ok(())
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: installs what is missing, checks formatting and lints,
+# and runs every test (unit tests, and integration tests that run the real binary on
+# real Fashion-MNIST).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+if ! command -v readelf >/dev/null; then
+  apt-get install -y -qq binutils >/dev/null || sudo apt-get install -y -qq binutils >/dev/null
+fi
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace -- --test-threads=2

@@ -1,0 +1,186 @@
+//! Bad input gets a located message and a non-zero exit, never a panic.
+
+mod common;
+use common::*;
+
+fn fails_with(text: &str, expect_code: i32, needles: &[&str]) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", text);
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "out"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(expect_code), "stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in: {err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+    err
+}
+
+const STAGE: &str = "  t:\n    kind: train\n    model: {type: small-cnn}\n    epochs: 1\n";
+
+#[test]
+fn malformed_yaml_is_located() {
+    fails_with(
+        &format!("{TINY_DATA}stages:\n  t: [1, 2\n"),
+        2,
+        &["p.yaml:", "malformed YAML"],
+    );
+}
+
+#[test]
+fn unknown_plugin_suggests_the_closest_name() {
+    let text = format!(
+        "{TINY_DATA}stages:\n  t:\n    kind: train\n    model: {{type: smal-cnn}}\n    epochs: 1\n"
+    );
+    fails_with(
+        &text,
+        2,
+        &[
+            "p.yaml:8:",
+            "unknown model `smal-cnn`",
+            "did you mean `small-cnn`",
+        ],
+    );
+}
+
+#[test]
+fn unknown_stage_kind_suggests_the_closest_name() {
+    let text = format!("{TINY_DATA}stages:\n  t:\n    kind: distil\n");
+    fails_with(&text, 2, &["p.yaml:7:", "did you mean `distill`"]);
+}
+
+#[test]
+fn unknown_field_names_the_yaml_path() {
+    let text = format!(
+        "{TINY_DATA}stages:\n  t:\n    kind: train\n    model: {{type: small-cnn}}\n    epoch: 1\n"
+    );
+    fails_with(
+        &text,
+        2,
+        &["p.yaml:9:", "stages.t.epoch", "unknown field `epoch`"],
+    );
+}
+
+#[test]
+fn unknown_top_level_field_is_reported() {
+    let text = format!("{TINY_DATA}stage:\n{STAGE}");
+    fails_with(
+        &text,
+        2,
+        &["unknown top-level field `stage`", "did you mean `stages`"],
+    );
+}
+
+#[test]
+fn cycle_is_rejected_before_training() {
+    let text = format!(
+        "{TINY_DATA}stages:
+  a:
+    kind: distill
+    teacher: ${{b.checkpoint}}
+    model: {{type: small-cnn}}
+    epochs: 1
+  b:
+    kind: distill
+    teacher: ${{a.checkpoint}}
+    model: {{type: small-cnn}}
+    epochs: 1
+"
+    );
+    fails_with(&text, 2, &["cycle", "a -> b -> a"]);
+}
+
+#[test]
+fn dangling_reference_suggests_a_stage() {
+    let text = format!(
+        "{TINY_DATA}stages:
+  teacher:
+    kind: train
+    model: {{type: small-cnn}}
+    epochs: 1
+  s:
+    kind: distill
+    teacher: ${{teachr.checkpoint}}
+    model: {{type: small-cnn}}
+    epochs: 1
+"
+    );
+    fails_with(
+        &text,
+        2,
+        &[
+            "p.yaml:12:",
+            "stage `teachr`, which does not exist",
+            "did you mean `teacher`",
+        ],
+    );
+}
+
+#[test]
+fn output_type_mismatch_is_found_before_training() {
+    let text = format!(
+        "{TINY_DATA}stages:
+  teacher:
+    kind: train
+    model: {{type: small-cnn}}
+    epochs: 1
+  s:
+    kind: distill
+    teacher: ${{teacher.metrics}}
+    model: {{type: small-cnn}}
+    epochs: 1
+"
+    );
+    let err = fails_with(
+        &text,
+        2,
+        &["expected a checkpoint, but `${teacher.metrics}` is a metrics"],
+    );
+    assert!(!err.contains("epoch 1/1"), "nothing trained: {err}");
+}
+
+#[test]
+fn missing_dataset_path_is_named() {
+    let text =
+        format!("data:\n  type: fashion-mnist\n  path: /nonexistent/fmnist\nstages:\n{STAGE}");
+    fails_with(&text, 1, &["/nonexistent/fmnist"]);
+}
+
+#[test]
+fn unwritable_run_directory_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &format!("{TINY_DATA}stages:\n{STAGE}"));
+    write(d.path(), "blocker", "a file, not a directory");
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "blocker/run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("blocker/run"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_override_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &format!("{TINY_DATA}stages:\n{STAGE}"));
+    let o = run(
+        d.path(),
+        &[f.to_str().unwrap(), "--set", "stages.t.epochs", "--dry-run"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("PATH=VALUE"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_pipeline_file_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["nope.yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nope.yaml"), "{}", stderr(&o));
+}
+
+#[test]
+fn teacher_loss_in_a_train_stage_is_refused_before_training() {
+    let text = format!("{TINY_DATA}stages:\n{STAGE}    loss: [{{type: ce}}, {{type: kd}}]\n");
+    fails_with(&text, 2, &["p.yaml:10:", "loss `kd` needs a teacher"]);
+}

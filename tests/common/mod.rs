@@ -1,0 +1,85 @@
+//! Helpers for the integration tests: run the real `rolekd-run` on real Fashion-MNIST.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rolekd-run"))
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `rolekd-run` with `args` in `cwd`.
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("rolekd-run starts")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Writes a pipeline file and returns its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A small real slice of Fashion-MNIST: 1,000 training and 500 test images.
+pub const TINY_DATA: &str = "data:\n  type: fashion-mnist\n  train_size: 1000\n  test_size: 500\n";
+
+/// A teacher, a student alone and a distilled student, one short epoch each.
+pub fn tiny_pipeline(epochs: usize) -> String {
+    format!(
+        "name: tiny\nseed: 3\ndevice: cpu\n{TINY_DATA}stages:
+  teacher:
+    kind: train
+    model: {{type: small-cnn, channels: [8, 16]}}
+    augment: {{type: standard, pad: 2}}
+    epochs: {epochs}
+    batch_size: 64
+    optimizer: {{type: sgd, lr: 0.05}}
+  student_alone:
+    kind: train
+    model: &student {{type: small-cnn, channels: [4, 8]}}
+    epochs: {epochs}
+    batch_size: 64
+  student_kd:
+    kind: distill
+    teacher: ${{teacher.checkpoint}}
+    model: *student
+    epochs: {epochs}
+    batch_size: 64
+    loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
+  check:
+    kind: evaluate
+    checkpoint: ${{student_kd.checkpoint}}
+"
+    )
+}
+
+/// The metrics of a stage without the timing fields (which differ run to run).
+pub fn metrics_without_timing(stage_dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(stage_dir.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            m.remove("seconds");
+            m.remove("images_per_s");
+            v
+        })
+        .collect()
+}

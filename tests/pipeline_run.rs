@@ -1,0 +1,278 @@
+//! The real binary runs a real (small) distillation on Fashion-MNIST: run directory
+//! contents, reuse of unchanged stages, overrides, forced reruns, reproducibility, resume.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn assert_complete(run_dir: &Path) {
+    for f in ["pipeline.yaml", "summary.md"] {
+        assert!(run_dir.join(f).is_file(), "missing {f}");
+    }
+    for stage in ["teacher", "student_alone", "student_kd"] {
+        let d = run_dir.join(stage);
+        for f in [
+            "config.yaml",
+            "metrics.jsonl",
+            "result.json",
+            "checkpoint/model.json",
+            "checkpoint/weights.safetensors",
+        ] {
+            assert!(d.join(f).is_file(), "missing {stage}/{f}");
+        }
+    }
+    assert!(run_dir.join("check/metrics.json").is_file());
+}
+
+#[test]
+fn tiny_pipeline_runs_reuses_and_redoes_what_changed() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &tiny_pipeline(1));
+    let p = f.to_str().unwrap();
+    let o = run(d.path(), &[p, "--run-dir", "run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = d.path().join("run");
+    assert_complete(&run_dir);
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    for s in ["teacher", "student_alone", "student_kd", "check"] {
+        assert!(summary.contains(&format!("| {s} |")), "{summary}");
+    }
+    // The distilled student's evaluation equals its own last-epoch test accuracy.
+    let m = metrics_without_timing(&run_dir.join("student_kd"));
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("check/metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(m.last().unwrap()["test_acc"], eval["test_acc"]);
+    // Learning happened: well above chance (10%) after one epoch on 1,000 images.
+    assert!(
+        m.last().unwrap()["test_acc"].as_f64().unwrap() > 0.4,
+        "{m:?}"
+    );
+
+    // Rerun: everything reused.
+    let o = run(d.path(), &[p, "--run-dir", "run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).matches("| reused |").count(),
+        4,
+        "{}",
+        stdout(&o)
+    );
+
+    // A changed field redoes that stage and its dependents only.
+    let o = run(
+        d.path(),
+        &[
+            p,
+            "--run-dir",
+            "run",
+            "--set",
+            "stages.student_kd.loss[1].temperature=2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("| teacher | train |")
+            && out
+                .lines()
+                .any(|l| l.starts_with("| teacher") && l.ends_with("| reused |")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("| student_kd") && l.ends_with("| ran |")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("| check") && l.ends_with("| ran |")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("| student_alone") && l.ends_with("| reused |")),
+        "{out}"
+    );
+
+    // --force reruns a stage and everything downstream of it.
+    let o = run(
+        d.path(),
+        &[
+            p,
+            "--run-dir",
+            "run",
+            "--force",
+            "teacher",
+            "--set",
+            "stages.student_kd.loss[1].temperature=2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for (stage, status) in [
+        ("teacher", "ran"),
+        ("student_alone", "reused"),
+        ("student_kd", "ran"),
+        ("check", "ran"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("| {stage} |"))
+                    && l.ends_with(&format!("| {status} |"))),
+            "{stage}: {out}"
+        );
+    }
+
+    // --dry-run prints the plan without running.
+    let o = run(d.path(), &[p, "--run-dir", "run", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("student_kd (distill) <- teacher"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &tiny_pipeline(1));
+    let p = f.to_str().unwrap();
+    for r in ["a", "b"] {
+        let o = run(
+            d.path(),
+            &[
+                p,
+                "--run-dir",
+                r,
+                "--set",
+                "stages.check=null",
+                "--set",
+                "stages.student_alone=null",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    for stage in ["teacher", "student_kd"] {
+        let a = metrics_without_timing(&d.path().join("a").join(stage));
+        let b = metrics_without_timing(&d.path().join("b").join(stage));
+        assert_eq!(a, b, "{stage}");
+    }
+    // A different seed gives different numbers.
+    let o = run(
+        d.path(),
+        &[
+            p,
+            "--run-dir",
+            "c",
+            "--set",
+            "seed=4",
+            "--set",
+            "stages.check=null",
+            "--set",
+            "stages.student_alone=null",
+            "--set",
+            "stages.student_kd=null",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(
+        metrics_without_timing(&d.path().join("a/teacher")),
+        metrics_without_timing(&d.path().join("c/teacher"))
+    );
+}
+
+#[test]
+fn killed_run_resumes_from_the_last_epoch_and_matches() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: resume\nseed: 5\ndevice: cpu\n{TINY_DATA}stages:
+  teacher:
+    kind: train
+    model: {{type: small-cnn, channels: [8, 16]}}
+    augment: {{type: standard, pad: 2}}
+    epochs: 3
+    batch_size: 64
+"
+    );
+    let f = write(d.path(), "p.yaml", &text);
+    let p = f.to_str().unwrap();
+    // Reference: uninterrupted.
+    let o = run(d.path(), &[p, "--run-dir", "ref"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Interrupted with SIGKILL once the first epoch's state is on disk.
+    let mut child = Command::new(bin())
+        .args([p, "--run-dir", "killed"])
+        .current_dir(d.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let latest = d.path().join("killed/teacher/state/latest.json");
+    let t0 = Instant::now();
+    while !latest.exists() && t0.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(latest.exists(), "no epoch state was written");
+    let o = run(d.path(), &[p, "--run-dir", "killed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming after epoch"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        metrics_without_timing(&d.path().join("ref/teacher")),
+        metrics_without_timing(&d.path().join("killed/teacher"))
+    );
+}
+
+#[test]
+fn plugins_lists_the_builtins() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(d.path(), &["plugins"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for name in [
+        "fashion-mnist",
+        "small-cnn",
+        "resnet-cifar",
+        "ce",
+        "kd",
+        "sgd",
+        "cosine",
+        "standard",
+        "train",
+        "distill",
+        "evaluate",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{name} "))),
+            "{name} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("built-in (rolekd-"), "{out}");
+}
+
+#[test]
+fn binary_links_libtorch_cuda_and_carries_a_runpath() {
+    let o = Command::new("readelf")
+        .args(["-d", bin().to_str().unwrap()])
+        .output()
+        .expect("readelf (binutils) is installed");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("libtorch_cuda.so"),
+        "libtorch_cuda not NEEDED:\n{text}"
+    );
+    assert!(text.contains("libtorch_cpu.so"), "{text}");
+    assert!(
+        text.contains("(RUNPATH)") && text.contains("torch/lib"),
+        "no RUNPATH to torch/lib:\n{text}"
+    );
+}
