@@ -84,8 +84,10 @@ mod tests {
     #[test]
     fn pkt_matches_hand_computation() {
         let c = ctx(&[("stage2", &[3, 2, 2, 2])], &[("stage3", &[3, 4, 2, 2])]);
-        let s = randn(&[3, 2, 2, 2], true);
-        let t = randn(&[3, 4, 2, 2], false);
+        // Non-negative (post-ReLU-like) features: no near-antipodal pairs, whose
+        // (1 + cos) / 2 would cancel badly in f32.
+        let s = randn(&[3, 2, 2, 2], false).abs().set_requires_grad(true);
+        let t = randn(&[3, 4, 2, 2], false).abs();
         let (ps, pt) = (p(&Map4::of(&s)), p(&Map4::of(&t)));
         let mut expect = 0.0;
         for i in 0..3 {

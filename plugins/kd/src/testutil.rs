@@ -6,7 +6,15 @@ use rolekd_core::plugin::model::ModelOutput;
 use rolekd_core::Result;
 use tch::{nn, Device, Kind, Tensor};
 
+/// One intra-op thread: on a small, busy machine libtorch's spinning OpenMP workers make
+/// tiny ops many times slower.
+pub fn one_thread() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tch::set_num_threads(1));
+}
+
 pub fn ctx(student: &[(&str, &[i64])], teacher: &[(&str, &[i64])]) -> LossCtx {
+    one_thread();
     let conv = |v: &[(&str, &[i64])]| {
         v.iter()
             .map(|(n, s)| (n.to_string(), s.to_vec()))

@@ -7,6 +7,9 @@ use rolekd_core::plugin::model::{Model, ModelSpec, QuantSpec};
 use tch::{nn, Device, Kind, Tensor};
 
 fn spec() -> ModelSpec {
+    // One intra-op thread: spinning OpenMP workers slow tiny ops on a busy 2-core host.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tch::set_num_threads(1));
     ModelSpec {
         in_channels: 3,
         num_classes: 5,

@@ -24,7 +24,9 @@ pub mod small_cnn;
 pub mod vgg;
 pub mod wrn;
 
+use rolekd_core::config::Params;
 use rolekd_core::plugin::model::{Model, ModelSpec};
+use rolekd_core::Result;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Called by the binary so the linker keeps this crate's plugin registrations.
@@ -51,6 +53,40 @@ pub fn count_macs(model: &dyn Model, spec: &ModelSpec, device: Device) -> i64 {
     );
     let (_, macs) = layers::with_mac_counter(|| tch::no_grad(|| model.forward(&xs, false)));
     macs
+}
+
+/// What the `rolekd-run models` table shows for one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSummary {
+    /// Trainable parameters.
+    pub params: i64,
+    /// Multiply-accumulates per image (see [`count_macs`]).
+    pub macs: i64,
+    /// Feature taps and their shapes `[1, C, H, W]` for one image.
+    pub features: Vec<(String, Vec<i64>)>,
+}
+
+/// Builds a registered model on the CPU (any model plugin, not only this crate's) and
+/// measures it.
+pub fn summarize(name: &str, params: &Params, spec: &ModelSpec) -> Result<ModelSummary> {
+    let factory = rolekd_core::registry::model(name)
+        .map_err(|e| rolekd_core::Error::Invalid(e.to_string()))?;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = factory(params, spec, &vs.root())?;
+    let xs = Tensor::zeros(
+        [1, spec.in_channels, spec.height, spec.width],
+        (Kind::Float, Device::Cpu),
+    );
+    let (out, macs) = layers::with_mac_counter(|| tch::no_grad(|| model.forward(&xs, false)));
+    Ok(ModelSummary {
+        params: param_count(&vs),
+        macs,
+        features: out
+            .features
+            .iter()
+            .map(|(n, t)| (n.clone(), t.size()))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,15 @@ use rolekd_core::config::Params;
 use rolekd_core::plugin::model::{Model, ModelSpec, QuantSpec};
 use tch::{nn, Device, Kind, Tensor};
 
+/// One intra-op thread: on a small, busy machine libtorch's spinning OpenMP workers make
+/// these tiny forwards ~20x slower.
+pub(crate) fn one_thread() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tch::set_num_threads(1));
+}
+
 pub(crate) fn spec(c: i64, hw: i64, classes: i64) -> ModelSpec {
+    one_thread();
     ModelSpec {
         in_channels: c,
         num_classes: classes,
@@ -324,4 +332,28 @@ fn bad_zoo_params_are_located() {
     assert!(build_err("shufflenetv2-cifar", "{width_mult: 0.7}", &s).contains("width_mult"));
     assert!(build_err("resnet20", "{depth: 32}", &s).contains("depth"));
     assert!(build_err("vgg-cifar", "{}", &spec(1, 8, 10)).contains("too small"));
+}
+
+#[test]
+fn summaries_cover_every_built_in_model() {
+    let s = spec(3, 32, 10);
+    let r20 = crate::summarize("resnet20", &Params::from_yaml("{}").unwrap(), &s).unwrap();
+    assert_eq!(r20.params, 272_474);
+    assert_eq!(r20.macs, 40_813_184);
+    assert_eq!(r20.features[2], ("stage3".to_string(), vec![1, 64, 8, 8]));
+    let small = spec(1, 28, 10);
+    for name in [
+        "small-cnn",
+        "resnet8",
+        "wrn",
+        "vgg-cifar",
+        "shufflenetv2-cifar",
+    ] {
+        let m = crate::summarize(name, &Params::from_yaml("{}").unwrap(), &small).unwrap();
+        assert!(
+            m.params > 0 && m.macs > 0 && !m.features.is_empty(),
+            "{name}"
+        );
+    }
+    assert!(crate::summarize("resnet21", &Params::from_yaml("{}").unwrap(), &s).is_err());
 }
