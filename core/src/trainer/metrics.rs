@@ -15,8 +15,11 @@ pub struct EpochMetrics {
     /// Mean of each loss term over the epoch (unweighted), and `total` (weighted sum).
     pub loss: BTreeMap<String, f64>,
     pub train_acc: f64,
-    pub test_acc: f64,
-    pub test_loss: f64,
+    /// None when the run does not evaluate on the test split (search trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f64>,
     pub images_per_s: f64,
@@ -54,8 +57,8 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
 /// Best and last figures of a run, for summaries.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainOutcome {
-    pub final_test_acc: f64,
-    pub best_test_acc: f64,
+    pub final_test_acc: Option<f64>,
+    pub best_test_acc: Option<f64>,
     pub best_epoch: usize,
     pub final_val_acc: Option<f64>,
     pub best_val_acc: Option<f64>,
@@ -65,11 +68,11 @@ pub struct TrainOutcome {
 impl TrainOutcome {
     pub fn from_epochs(epochs: &[EpochMetrics]) -> Option<TrainOutcome> {
         let last = epochs.last()?;
-        let best = epochs.iter().max_by(|a, b| {
-            a.test_acc
-                .total_cmp(&b.test_acc)
-                .then(b.epoch.cmp(&a.epoch))
-        })?;
+        // Best by test accuracy, or by validation accuracy when there is no test score.
+        let score = |e: &EpochMetrics| e.test_acc.or(e.val_acc).unwrap_or(f64::NAN);
+        let best = epochs
+            .iter()
+            .max_by(|a, b| score(a).total_cmp(&score(b)).then(b.epoch.cmp(&a.epoch)))?;
         let best_val = epochs
             .iter()
             .filter_map(|e| e.val_acc)
@@ -87,8 +90,12 @@ impl TrainOutcome {
     /// The numbers the summary table shows.
     pub fn summary(&self) -> BTreeMap<String, f64> {
         let mut m = BTreeMap::new();
-        m.insert("final_test_acc".into(), self.final_test_acc);
-        m.insert("best_test_acc".into(), self.best_test_acc);
+        if let Some(v) = self.final_test_acc {
+            m.insert("final_test_acc".into(), v);
+        }
+        if let Some(v) = self.best_test_acc {
+            m.insert("best_test_acc".into(), v);
+        }
         m.insert("best_epoch".into(), self.best_epoch as f64);
         m.insert("train_seconds".into(), self.seconds);
         if let Some(v) = self.final_val_acc {
@@ -111,8 +118,8 @@ mod tests {
             lr: 0.1,
             loss: BTreeMap::new(),
             train_acc: 0.0,
-            test_acc: acc,
-            test_loss: 0.0,
+            test_acc: Some(acc),
+            test_loss: Some(0.0),
             val_acc: None,
             images_per_s: 1.0,
             seconds: 2.0,
@@ -123,8 +130,8 @@ mod tests {
     fn outcome_takes_last_and_earliest_best() {
         let o =
             TrainOutcome::from_epochs(&[ep(1, 0.5), ep(2, 0.8), ep(3, 0.8), ep(4, 0.7)]).unwrap();
-        assert_eq!(o.final_test_acc, 0.7);
-        assert_eq!(o.best_test_acc, 0.8);
+        assert_eq!(o.final_test_acc, Some(0.7));
+        assert_eq!(o.best_test_acc, Some(0.8));
         assert_eq!(o.best_epoch, 2);
         assert_eq!(o.seconds, 8.0);
     }

@@ -8,13 +8,13 @@
 mod loader;
 mod metrics;
 mod roles;
-mod state;
+pub mod state;
 mod weights;
 
 pub use loader::{batches_per_epoch, epoch_order, split_tensor, Batch, LoaderSpec, ViewSpec};
 pub use metrics::{read_metrics, write_metrics, EpochMetrics, TrainOutcome};
 pub use roles::{
-    build_model, build_policy, load_model, spec_of, BuiltModel, ModelSource, NoAugment,
+    build_model, build_policy, load_model, seeded, spec_of, BuiltModel, ModelSource, NoAugment,
 };
 pub use weights::WeightSchedule;
 
@@ -80,6 +80,11 @@ pub struct TrainSpec {
     /// Train on the training split plus the validation split (final runs after a search).
     pub train_on_val_too: bool,
     pub grad_clip: Option<f64>,
+    /// Evaluate on the test split every epoch (search trials only need validation).
+    pub eval_test: bool,
+    /// Stop after this many epochs (resume state saved), e.g. at a search's perturbation
+    /// point; `None` trains to `epochs` and writes the final checkpoint.
+    pub stop_after: Option<usize>,
 }
 
 /// Where a run happens.
@@ -147,6 +152,8 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         roles.push(Role { built, view });
     }
 
+    write_model_summary(&ctx.dir, spec, &roles)?;
+
     // Losses, sized by a probe forward pass; their parts live in the trained role's store.
     let probe = Tensor::zeros(
         [2, shape.in_channels, shape.height, shape.width],
@@ -181,12 +188,13 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
             let at = ls.entry.get("type").unwrap_or_else(|| ls.entry.clone());
             at.error(e.to_string())
         })?;
-        tch::manual_seed(ctx.seed.child("loss").index(i as u64).torch_seed());
-        let loss = factory(
-            &ls.entry.without(&["weight"]),
-            &loss_ctx,
-            &(roles[0].built.vs.root() / format!("loss{i}")),
-        )?;
+        let loss = seeded(ctx.seed.child("loss").index(i as u64), || {
+            factory(
+                &ls.entry.without(&["weight"]),
+                &loss_ctx,
+                &(roles[0].built.vs.root() / format!("loss{i}")),
+            )
+        })?;
         if loss.needs_teacher() && roles.len() < 2 {
             return Err(ls
                 .entry
@@ -241,7 +249,9 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         shuffle_seed: ctx.seed.child("shuffle"),
         epochs: spec.epochs,
     };
-    let (test_x, test_y) = split_tensor(&data.test, &data.mean, &data.std, ctx.device);
+    let test = spec
+        .eval_test
+        .then(|| split_tensor(&data.test, &data.mean, &data.std, ctx.device));
     let val = if !data.val.is_empty() && !spec.train_on_val_too {
         Some(split_tensor(&data.val, &data.mean, &data.std, ctx.device))
     } else {
@@ -264,7 +274,8 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
     }
 
     let steps_per_epoch = batches_per_epoch(train_split.len(), spec.batch_size);
-    for epoch in start_epoch..spec.epochs {
+    let end_epoch = spec.stop_after.unwrap_or(spec.epochs).min(spec.epochs);
+    for epoch in start_epoch..end_epoch {
         let t0 = Instant::now();
         let mut sums: Vec<Tensor> = (0..=losses.len())
             .map(|_| Tensor::zeros([], (Kind::Double, ctx.device)))
@@ -356,7 +367,13 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let student = roles[0].built.model.as_ref();
-        let (test_acc, test_loss) = evaluate(student, &test_x, &test_y, spec.eval_batch_size);
+        let (test_acc, test_loss) = match &test {
+            Some((x, y)) => {
+                let (a, l) = evaluate(student, x, y, spec.eval_batch_size);
+                (Some(a), Some(l))
+            }
+            None => (None, None),
+        };
         let val_acc = val
             .as_ref()
             .map(|(x, y)| evaluate(student, x, y, spec.eval_batch_size).0);
@@ -380,13 +397,15 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
             seconds: t0.elapsed().as_secs_f64(),
         };
         ctx.progress.log(&format!(
-            "{}: epoch {}/{} loss {:.4} train acc {:.4} test acc {:.4}{} ({:.0} img/s, {:.1}s)",
+            "{}: epoch {}/{} loss {:.4} train acc {:.4}{}{} ({:.0} img/s, {:.1}s)",
             ctx.label,
             m.epoch,
             spec.epochs,
             m.loss["total"],
             m.train_acc,
-            m.test_acc,
+            m.test_acc
+                .map(|v| format!(" test acc {v:.4}"))
+                .unwrap_or_default(),
             m.val_acc
                 .map(|v| format!(" val acc {v:.4}"))
                 .unwrap_or_default(),
@@ -412,6 +431,10 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         }
     }
     write_metrics(&metrics_path, &history)?;
+    if end_epoch < spec.epochs {
+        return TrainOutcome::from_epochs(&history)
+            .ok_or_else(|| Error::Invalid(format!("{}: zero epochs", ctx.label)));
+    }
     let student = &roles[0].built;
     save_checkpoint(
         &ctx.dir.join("checkpoint"),
@@ -422,6 +445,33 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
     )?;
     TrainOutcome::from_epochs(&history)
         .ok_or_else(|| Error::Invalid(format!("{}: zero epochs", ctx.label)))
+}
+
+/// Writes `models.json`: each role's model entry and parameter count.
+fn write_model_summary(dir: &Path, spec: &TrainSpec, roles: &[Role]) -> Result<()> {
+    let mut names: Vec<&RoleSpec> = spec.roles.iter().filter(|r| r.trainable).collect();
+    names.extend(spec.roles.iter().filter(|r| !r.trainable));
+    let summary: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(roles)
+        .map(|(rs, role)| {
+            let params: i64 = role
+                .built
+                .vs
+                .variables()
+                .iter()
+                .filter(|(k, _)| k.starts_with("model."))
+                .filter(|(_, t)| t.requires_grad() || !rs.trainable)
+                .filter(|(k, _)| !k.contains("running_") && !k.ends_with("num_batches_tracked"))
+                .map(|(_, t)| t.numel() as i64)
+                .sum();
+            (
+                rs.name.clone(),
+                serde_json::json!({ "model": role.built.config, "params": params }),
+            )
+        })
+        .collect();
+    crate::rundir::write_json(&dir.join("models.json"), &summary)
 }
 
 /// Accuracy and mean cross-entropy of `model` (eval mode, running BN statistics) on the

@@ -75,13 +75,14 @@ pub fn build_model(
         }
     }
     let full_spec: ModelSpec = spec.to_spec(quant);
-    tch::manual_seed(seed.torch_seed());
     let vs = VarStore::new(device);
-    let model = factory(
-        &entry.without(&["quant"]),
-        &full_spec,
-        &(vs.root() / "model"),
-    )?;
+    let model = seeded(seed, || {
+        factory(
+            &entry.without(&["quant"]),
+            &full_spec,
+            &(vs.root() / "model"),
+        )
+    })?;
     let config = serde_json::to_value(entry.value())
         .map_err(|e| Error::Invalid(format!("model entry is not representable as JSON: {e}")))?;
     Ok(BuiltModel {
@@ -90,6 +91,17 @@ pub fn build_model(
         config,
         spec: spec.clone(),
     })
+}
+
+/// Runs `f` with libtorch's global generator seeded from `seed`, holding a process-wide
+/// lock: trainers running side by side on threads (a search's workers) would otherwise
+/// interleave their draws from that one generator, and initial weights would depend on
+/// thread timing.
+pub fn seeded<T>(seed: Seed, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed.torch_seed());
+    f()
 }
 
 /// Rebuilds the model a checkpoint was trained as and loads its weights.

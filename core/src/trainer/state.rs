@@ -123,3 +123,29 @@ fn try_restore(edir: &Path, vs: &VarStore, opt: &mut dyn Optimizer) -> Result<Ep
     opt.load_state(&read_tensors(&o)?)?;
     Ok(state)
 }
+
+/// Makes `to` resume from `from`'s state after `epoch` epochs (a search's exploit step:
+/// the member continues from the donor's weights and optimizer). The copy is verified
+/// against the donor's checksums before `to/latest.json` points at it.
+pub fn copy_epoch_state(from: &Path, to: &Path, epoch: usize) -> Result<()> {
+    let name = format!("epoch-{epoch}");
+    let src = from.join(&name);
+    let dst = to.join(&name);
+    let state: EpochState = read_json(&src.join("state.json"))?
+        .ok_or_else(|| Error::Data(format!("{}: no state.json", src.display())))?;
+    if dst.exists() {
+        std::fs::remove_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
+    }
+    std::fs::create_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
+    for f in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
+        let bytes = std::fs::read(src.join(f)).map_err(|e| Error::io(src.join(f), e))?;
+        crate::rundir::write_atomic(&dst.join(f), &bytes)?;
+    }
+    if file_sha256(&dst.join("weights.safetensors"))? != state.weights_sha256 {
+        return Err(Error::Data(format!(
+            "{}: copy does not match its checksum",
+            dst.display()
+        )));
+    }
+    write_json(&to.join("latest.json"), &Latest { epoch, dir: name })
+}

@@ -27,7 +27,7 @@ fn default_split() -> String {
     "test".into()
 }
 fn default_batch() -> usize {
-    1000
+    256
 }
 
 struct EvaluateStage {

@@ -2,7 +2,7 @@
 //! teacher) and `evaluate` (a checkpoint on the test set). All three run the core trainer.
 
 mod evaluate;
-mod training;
+pub mod training;
 
 /// Keeps this crate's registrations in a binary that links it.
 pub fn link() {}

@@ -66,7 +66,7 @@ fn default_batch() -> usize {
     128
 }
 fn default_eval_batch() -> usize {
-    1000
+    256
 }
 fn default_workers() -> usize {
     2
@@ -95,6 +95,13 @@ fn or_default(params: &Params, key: &str, default: &str) -> Params {
 }
 
 fn build(params: &Params, distill: bool) -> Result<Box<dyn Stage>> {
+    let spec = build_spec(params, distill)?;
+    Ok(Box::new(TrainingStage { spec, distill }))
+}
+
+/// Reads a `train` (or, with `distill`, a `distill`) stage mapping into a [`TrainSpec`],
+/// checking every plugin it names. Other stage kinds (a search's trials) reuse it.
+pub fn build_spec(params: &Params, distill: bool) -> Result<TrainSpec> {
     let p: TrainingParams = params.parse()?;
     if p.epochs == 0 {
         return Err(params.child_error("epochs", "must be at least 1").into());
@@ -234,9 +241,11 @@ fn build(params: &Params, distill: bool) -> Result<Box<dyn Stage>> {
         workers: p.workers.max(1),
         train_on_val_too,
         grad_clip: p.grad_clip,
+        eval_test: true,
+        stop_after: None,
     };
     probe_plugins(&spec, &model, distill)?;
-    Ok(Box::new(TrainingStage { spec, distill }))
+    Ok(spec)
 }
 
 /// Checks that a plugin entry names a registered plugin of `kind`, with a located error.
