@@ -331,7 +331,7 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                     }
                     let _ = sums[k]
                         .f_add_(&(value.detach().to_kind(Kind::Double) * batch.len as f64))?;
-                    total = total + value * weight.at(at.epochs_done());
+                    total += value * weight.at(at.epochs_done());
                 }
                 let _ = sums[losses.len()]
                     .f_add_(&(total.detach().to_kind(Kind::Double) * batch.len as f64))?;

@@ -94,7 +94,7 @@ pub fn restore(
                 .collect()
         })
         .unwrap_or_default();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     if let Some(l) = &latest {
         candidates.retain(|(k, _)| *k <= l.epoch);
     }
