@@ -13,6 +13,7 @@
 pub mod artifact;
 pub mod checkpoint;
 pub mod config;
+pub mod dynamic;
 pub mod error;
 pub mod graph;
 pub mod pipeline;

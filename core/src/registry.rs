@@ -174,7 +174,11 @@ static GLOBAL: OnceLock<RwLock<Registry>> = OnceLock::new();
 impl Registry {
     /// The process-wide registry, filled from the statically linked plugins on first use.
     /// A clash between two linked crates is a build mistake and is reported on first use.
+    /// In a dynamic plugin library, this is the host's registry (see [`crate::dynamic`]).
     pub fn global() -> &'static RwLock<Registry> {
+        if let Some(host) = crate::dynamic::host_registry() {
+            return host;
+        }
         GLOBAL.get_or_init(|| {
             let mut reg = Registry::default();
             for p in inventory::iter::<StaticPlugin> {

@@ -35,6 +35,9 @@ pub struct RunOptions {
     /// `--set a.b=v` overrides.
     pub overrides: Vec<String>,
     pub quiet: bool,
+    /// `--plugin` libraries, loaded with the pipeline's `plugins:` before the graph is
+    /// built (a `plugins:` entry with the same file name is skipped).
+    pub plugins: Vec<PathBuf>,
 }
 
 /// What happened to a stage.
@@ -77,6 +80,7 @@ struct StageRecord {
 /// Loads, checks and runs the pipeline in `file`.
 pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<RunReport> {
     let pipeline = Pipeline::load(file, &opts.overrides)?;
+    crate::dynamic::load_for_run(&pipeline, &opts.plugins)?;
     let graph = graph::build(&pipeline)?;
     for f in &opts.force {
         if graph.node(f).is_none() {

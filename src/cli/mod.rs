@@ -24,12 +24,16 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// List every registered plugin: kind, name, source, one-line doc.
-    Plugins,
+    Plugins {
+        /// Load a plugin library (a cdylib) first, so its plugins are listed; repeatable.
+        #[arg(long = "plugin", value_name = "PATH")]
+        plugin: Vec<std::path::PathBuf>,
+    },
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Some(Command::Plugins) => plugins::list(),
+        Some(Command::Plugins { plugin }) => plugins::list(&plugin),
         None => run::run(cli.run),
     }
 }

@@ -1,8 +1,11 @@
 //! `rolekd-run plugins`.
 
+use rolekd_core::dynamic;
 use rolekd_core::registry::{PluginKind, Registry};
+use std::path::PathBuf;
 
-pub fn list() -> anyhow::Result<()> {
+pub fn list(libraries: &[PathBuf]) -> anyhow::Result<()> {
+    dynamic::load_cli(libraries)?;
     let reg = Registry::global().read().unwrap_or_else(|e| e.into_inner());
     let entries: Vec<_> = reg.entries().collect();
     let w_name = entries

@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Only errors and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Load a plugin library (a cdylib) before the graph is built; repeatable. Overrides a
+    /// `plugins:` entry with the same file name.
+    #[arg(long = "plugin", value_name = "PATH")]
+    plugin: Vec<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -40,6 +44,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         overrides: args.set,
         quiet: args.quiet,
+        plugins: args.plugin,
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
