@@ -1,7 +1,11 @@
 //! Command-line parsing and dispatch.
 
+mod augment;
+mod loss_eval;
+mod models;
 mod plugins;
 mod run;
+mod schedule;
 
 use clap::{Parser, Subcommand};
 use rolekd_core::Error;
@@ -29,11 +33,55 @@ enum Command {
         #[arg(long = "plugin", value_name = "PATH")]
         plugin: Vec<std::path::PathBuf>,
     },
+    /// Augmentation schedules: import a PBA log, show, plot.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
+    /// Augmentation ops and policies: apply one op to a PNG, preview a role's policy.
+    #[command(subcommand)]
+    Augment(augment::AugmentCmd),
+    /// Every registered model: parameters and multiply-accumulates per image.
+    Models {
+        /// Classes of the classifier.
+        #[arg(long, default_value_t = 10)]
+        classes: i64,
+    },
+    /// Loss tools.
+    #[command(subcommand)]
+    Loss(LossCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum LossCmd {
+    /// Evaluate one loss entry on tensors from a safetensors file; prints {"loss": value}.
+    Eval {
+        /// The loss entry as YAML, e.g. '{type: kd, temperature: 4}'.
+        #[arg(long)]
+        loss: String,
+        /// student.logits, teacher.logits [B, C], labels [B] (int64), and
+        /// student.features.<stage> / teacher.features.<stage> [B, C, H, W] as needed.
+        #[arg(long)]
+        inputs: std::path::PathBuf,
+        /// Seed for losses with trainable parts.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Training-set size for memory-bank losses (default: the batch size).
+        #[arg(long)]
+        train_size: Option<usize>,
+    },
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Plugins { plugin }) => plugins::list(&plugin),
+        Some(Command::Schedule(c)) => schedule::run(c),
+        Some(Command::Augment(c)) => augment::run(c),
+        Some(Command::Models { classes }) => models::list(classes),
+        Some(Command::Loss(LossCmd::Eval {
+            loss,
+            inputs,
+            seed,
+            train_size,
+        })) => loss_eval::eval(&loss, &inputs, seed, train_size),
         None => run::run(cli.run),
     }
 }
