@@ -3,12 +3,14 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// Reports what a run is doing. Cheap to call from the training loop.
 pub struct Progress {
     bar: Mutex<Option<ProgressBar>>,
     interactive: bool,
     quiet: bool,
+    born: Instant,
 }
 
 impl Progress {
@@ -18,7 +20,13 @@ impl Progress {
             bar: Mutex::new(None),
             interactive: std::io::stderr().is_terminal() && !quiet,
             quiet,
+            born: Instant::now(),
         }
+    }
+
+    /// Seconds since the run started (for start-up figures).
+    pub fn since_start(&self) -> f64 {
+        self.born.elapsed().as_secs_f64()
     }
 
     /// Starts a bar of `total` steps (an epoch of training, say).
