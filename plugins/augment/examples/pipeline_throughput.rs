@@ -23,7 +23,9 @@ fn main() {
         side,
         side,
         channels,
-        (0..side * side * channels).map(|i| ((i * 37) % 251) as u8).collect(),
+        (0..side * side * channels)
+            .map(|i| ((i * 37) % 251) as u8)
+            .collect(),
     );
     // prob gene 5 (p = 0.5) and magnitude gene 6 for every op in both slots, as the reference.
     let genes: Vec<i64> = (0..60).map(|i| if i % 2 == 0 { 5 } else { 6 }).collect();
@@ -42,5 +44,8 @@ fn main() {
         finish.apply(&mut img, &mut rng);
     }
     let s = t.elapsed().as_secs_f64();
-    println!("{{\"images\": \"{kind}\", \"images_per_s\": {:.1}}}", n as f64 / s);
+    println!(
+        "{{\"images\": \"{kind}\", \"images_per_s\": {:.1}}}",
+        n as f64 / s
+    );
 }

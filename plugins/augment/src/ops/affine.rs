@@ -14,7 +14,9 @@
 //! Pillow's RGBA images they become (0, 0, 0, 0): transparent); covered ones take the
 //! input's value and mark.
 
+use super::scratch::{self, Scratch};
 use rolekd_core::plugin::image::Image;
+use std::sync::OnceLock;
 
 /// Pillow's `COORD`: truncation, with every negative value mapped to -1.
 #[inline]
@@ -36,72 +38,234 @@ fn check_fixed(a: &[f64; 6], x: f64, y: f64) -> bool {
     (x * a[0] + y * a[1] + a[2]).abs() < 32768.0 && (x * a[3] + y * a[4] + a[5]).abs() < 32768.0
 }
 
+/// Copies `n` source pixels starting at pixel `from` into the destination starting at pixel
+/// `to`, with their marks.
+#[inline]
+fn copy_run(img: &mut Image, src: &[u8], src_marks: &[bool], to: usize, from: usize, n: usize) {
+    let c = img.channels;
+    img.data[to * c..(to + n) * c].copy_from_slice(&src[from * c..(from + n) * c]);
+    img.uncovered[to..to + n].copy_from_slice(&src_marks[from..from + n]);
+}
+
+/// Clears `n` destination pixels from pixel `to` (value 0, uncovered).
+#[inline]
+fn clear_run(img: &mut Image, to: usize, n: usize) {
+    let c = img.channels;
+    img.data[to * c..(to + n) * c].fill(0);
+    img.uncovered[to..to + n].fill(true);
+}
+
+/// Writes output row `y` from per-pixel source indices (`w * h`, the zero pixel appended to
+/// the source, for outside).
+fn gather_row(img: &mut Image, src: &[u8], src_marks: &[bool], y: usize, idx: &[u32]) {
+    let (w, c) = (img.width, img.channels);
+    let data = &mut img.data[y * w * c..(y + 1) * w * c];
+    let marks = &mut img.uncovered[y * w..(y + 1) * w];
+    match c {
+        1 => {
+            for ((d, m), &i) in data.iter_mut().zip(marks.iter_mut()).zip(idx) {
+                *d = src[i as usize];
+                *m = src_marks[i as usize];
+            }
+        }
+        3 => {
+            for ((d, m), &i) in data.chunks_exact_mut(3).zip(marks.iter_mut()).zip(idx) {
+                let i = i as usize;
+                d.copy_from_slice(&src[i * 3..i * 3 + 3]);
+                *m = src_marks[i];
+            }
+        }
+        _ => {
+            for ((d, m), &i) in data.chunks_exact_mut(c).zip(marks.iter_mut()).zip(idx) {
+                let i = i as usize;
+                d.copy_from_slice(&src[i * c..(i + 1) * c]);
+                *m = src_marks[i];
+            }
+        }
+    }
+}
+
+/// Fills `s.bytes`/`s.marks` with the source image plus one zero, uncovered pixel (index
+/// `w * h`) that stands for everything outside it.
+fn load_source(img: &Image, s: &mut Scratch) {
+    let zeros = [0u8; 16];
+    let c = img.channels;
+    scratch::copy_with(&mut s.bytes, &img.data, &zeros[..c.min(16)]);
+    if c > 16 {
+        s.bytes.resize(img.data.len() + c, 0);
+    }
+    scratch::copy_with(&mut s.marks, &img.uncovered, &[true]);
+}
+
 /// Applies the inverse affine map `a` (Pillow's `data` for `Transform.AFFINE`) with
 /// nearest-neighbour sampling; the output has the input's size.
 pub fn affine_nearest(img: &mut Image, a: &[f64; 6]) {
-    let (w, h, c) = (img.width, img.height, img.channels);
-    let mut data = vec![0u8; img.data.len()];
-    let mut unc = vec![true; w * h];
-    {
-        let mut put = |x: usize, y: usize, xin: i64, yin: i64| {
-            if xin >= 0 && (xin as usize) < w && yin >= 0 && (yin as usize) < h {
-                let (xi, yi) = (xin as usize, yin as usize);
-                let (o, i) = (y * w + x, yi * w + xi);
-                data[o * c..(o + 1) * c].copy_from_slice(&img.data[i * c..(i + 1) * c]);
-                unc[o] = img.uncovered[i];
-            }
-        };
+    let (w, h) = (img.width, img.height);
+    if w == 0 || h == 0 {
+        return;
+    }
+    scratch::with(|s| {
+        load_source(img, s);
         if a[1] == 0.0 && a[3] == 0.0 {
-            // ImagingScaleAffine: the column table first, then rows.
-            let mut xo = a[2] + a[0] * 0.5;
-            let mut xin = vec![0i64; w];
-            for v in xin.iter_mut() {
-                *v = coord(xo);
-                xo += a[0];
-            }
-            let mut yo = a[5] + a[4] * 0.5;
-            for y in 0..h {
-                let yi = coord(yo);
-                for (x, &xi) in xin.iter().enumerate() {
-                    put(x, y, xi, yi);
-                }
-                yo += a[4];
-            }
+            scale_affine(img, a, s);
         } else if check_fixed(a, 0.0, 0.0)
             && check_fixed(a, w as f64, h as f64)
             && check_fixed(a, 0.0, h as f64)
             && check_fixed(a, w as f64, 0.0)
         {
-            let (a0, a1, a3, a4) = (fix(a[0]), fix(a[1]), fix(a[3]), fix(a[4]));
-            let mut a2 = fix(a[2] + a[0] * 0.5 + a[1] * 0.5);
-            let mut a5 = fix(a[5] + a[3] * 0.5 + a[4] * 0.5);
-            for y in 0..h {
-                let (mut xx, mut yy) = (a2, a5);
-                for x in 0..w {
-                    put(x, y, (xx >> 16) as i64, (yy >> 16) as i64);
-                    xx = xx.wrapping_add(a0);
-                    yy = yy.wrapping_add(a3);
-                }
-                a2 = a2.wrapping_add(a1);
-                a5 = a5.wrapping_add(a4);
-            }
+            fixed_affine(img, a, s);
         } else {
-            let mut xo = a[2] + a[1] * 0.5 + a[0] * 0.5;
-            let mut yo = a[5] + a[4] * 0.5 + a[3] * 0.5;
-            for y in 0..h {
-                let (mut xx, mut yy) = (xo, yo);
-                for x in 0..w {
-                    put(x, y, coord(xx), coord(yy));
-                    xx += a[0];
-                    yy += a[3];
-                }
-                xo += a[1];
-                yo += a[4];
+            double_affine(img, a, s);
+        }
+    });
+}
+
+/// ImagingScaleAffine: the column table first, then rows. Whole-pixel shifts (a contiguous
+/// column table) copy runs; anything else gathers pixel by pixel.
+fn scale_affine(img: &mut Image, a: &[f64; 6], s: &mut Scratch) {
+    let (w, h) = (img.width, img.height);
+    let outside = (w * h) as u32;
+    let Scratch {
+        bytes: src,
+        marks: src_marks,
+        index: idx,
+        index2: row,
+    } = s;
+    idx.clear();
+    let mut xo = a[2] + a[0] * 0.5;
+    for _ in 0..w {
+        let xi = coord(xo);
+        xo += a[0];
+        idx.push(if xi >= 0 && (xi as usize) < w {
+            xi as u32
+        } else {
+            outside
+        });
+    }
+    // The covered columns and whether they read a contiguous run of input columns.
+    let first = idx.iter().position(|&i| i != outside);
+    let run = first.map(|x0| {
+        let x1 = x0 + idx[x0..].iter().take_while(|&&i| i != outside).count();
+        let contiguous = idx[x1..].iter().all(|&i| i == outside)
+            && idx[x0..x1]
+                .iter()
+                .enumerate()
+                .all(|(k, &i)| i == idx[x0] + k as u32);
+        (x0, x1, contiguous)
+    });
+    let mut yo = a[5] + a[4] * 0.5;
+    for y in 0..h {
+        let yi = coord(yo);
+        yo += a[4];
+        let row_covered = yi >= 0 && (yi as usize) < h;
+        match run {
+            Some((x0, x1, true)) if row_covered => {
+                let yi = yi as usize;
+                clear_run(img, y * w, x0);
+                copy_run(
+                    img,
+                    src,
+                    src_marks,
+                    y * w + x0,
+                    yi * w + idx[x0] as usize,
+                    x1 - x0,
+                );
+                clear_run(img, y * w + x1, w - x1);
             }
+            Some((_, _, false)) if row_covered => {
+                let base = (yi as usize * w) as u32;
+                row.clear();
+                row.extend(idx.iter().map(|&i| if i == outside { i } else { base + i }));
+                gather_row(img, src, src_marks, y, row);
+            }
+            _ => clear_run(img, y * w, w),
         }
     }
-    img.data = data;
-    img.uncovered = unc;
+}
+
+/// The 16.16 fixed-point engine. Rows that are whole-pixel shifts of an input row (unit x
+/// step, no y step along the row) copy runs; others gather pixel by pixel.
+fn fixed_affine(img: &mut Image, a: &[f64; 6], s: &mut Scratch) {
+    let (w, h) = (img.width, img.height);
+    let outside = (w * h) as u32;
+    let Scratch {
+        bytes: src,
+        marks: src_marks,
+        index: idx,
+        ..
+    } = s;
+    let (a0, a1, a3, a4) = (fix(a[0]), fix(a[1]), fix(a[3]), fix(a[4]));
+    let mut a2 = fix(a[2] + a[0] * 0.5 + a[1] * 0.5);
+    let mut a5 = fix(a[5] + a[3] * 0.5 + a[4] * 0.5);
+    let shift_rows = a0 == 1 << 16 && a3 == 0;
+    idx.clear();
+    idx.resize(w, outside);
+    for y in 0..h {
+        if shift_rows && (a2 as i64 + (w as i64 - 1) * 65536) <= i32::MAX as i64 {
+            // xin = x + (a2 >> 16) exactly (no wrap along the row), yin constant.
+            let yi = (a5 >> 16) as i64;
+            let dx = (a2 >> 16) as i64;
+            let x0 = (-dx).clamp(0, w as i64) as usize;
+            let x1 = (w as i64 - dx).clamp(x0 as i64, w as i64) as usize;
+            if yi >= 0 && (yi as usize) < h && x0 < x1 {
+                let from = yi as usize * w + (x0 as i64 + dx) as usize;
+                clear_run(img, y * w, x0);
+                copy_run(img, src, src_marks, y * w + x0, from, x1 - x0);
+                clear_run(img, y * w + x1, w - x1);
+            } else {
+                clear_run(img, y * w, w);
+            }
+        } else {
+            let (wi, hi) = (w as u32, h as u32);
+            for (x, v) in idx.iter_mut().enumerate() {
+                let x = x as i32;
+                let xx = a2.wrapping_add(x.wrapping_mul(a0));
+                let yy = a5.wrapping_add(x.wrapping_mul(a3));
+                let (xi, yi) = ((xx >> 16) as u32, (yy >> 16) as u32);
+                // Negative values wrap to huge u32s and fail the bound checks.
+                *v = if xi < wi && yi < hi {
+                    yi * wi + xi
+                } else {
+                    outside
+                };
+            }
+            gather_row(img, src, src_marks, y, idx);
+        }
+        a2 = a2.wrapping_add(a1);
+        a5 = a5.wrapping_add(a4);
+    }
+}
+
+/// The double-precision engine, accumulated per pixel.
+fn double_affine(img: &mut Image, a: &[f64; 6], s: &mut Scratch) {
+    let (w, h) = (img.width, img.height);
+    let outside = (w * h) as u32;
+    let Scratch {
+        bytes: src,
+        marks: src_marks,
+        index: idx,
+        ..
+    } = s;
+    idx.clear();
+    idx.resize(w, outside);
+    let mut xo = a[2] + a[1] * 0.5 + a[0] * 0.5;
+    let mut yo = a[5] + a[4] * 0.5 + a[3] * 0.5;
+    for y in 0..h {
+        let (mut xx, mut yy) = (xo, yo);
+        for v in idx.iter_mut() {
+            let (xi, yi) = (coord(xx), coord(yy));
+            *v = if xi >= 0 && (xi as usize) < w && yi >= 0 && (yi as usize) < h {
+                (yi as usize * w + xi as usize) as u32
+            } else {
+                outside
+            };
+            xx += a[0];
+            yy += a[3];
+        }
+        gather_row(img, src, src_marks, y, idx);
+        xo += a[1];
+        yo += a[4];
+    }
 }
 
 /// Python's `round(v, 15)`: the nearest double to `v` rounded to 15 decimals.
@@ -111,12 +275,26 @@ fn round15(v: f64) -> f64 {
         .expect("a formatted float parses")
 }
 
+/// `(round15(cos), round15(sin), round15(-sin))` of `-angle` degrees (`angle` in 0..360, as
+/// reduced by Pillow); whole angles are computed once per process.
+fn rotate_trig(angle: f64) -> [f64; 3] {
+    let compute = || {
+        let r = -angle.to_radians();
+        [round15(r.cos()), round15(r.sin()), round15(-r.sin())]
+    };
+    static WHOLE: [OnceLock<[f64; 3]>; 360] = [const { OnceLock::new() }; 360];
+    if angle.fract() == 0.0 && (0.0..360.0).contains(&angle) {
+        *WHOLE[angle as usize].get_or_init(compute)
+    } else {
+        compute()
+    }
+}
+
 /// Pillow's inverse matrix for `Image.rotate(degrees)` about the centre (w/2, h/2), no
 /// expansion, no translation (angle reduced mod 360 first, as Pillow does).
 pub fn rotate_matrix(degrees: f64, w: usize, h: usize) -> [f64; 6] {
-    let angle = -(degrees.rem_euclid(360.0)).to_radians();
-    let (cos, sin) = (round15(angle.cos()), round15(angle.sin()));
-    let mut m = [cos, sin, 0.0, round15(-angle.sin()), cos, 0.0];
+    let [cos, sin, msin] = rotate_trig(degrees.rem_euclid(360.0));
+    let mut m = [cos, sin, 0.0, msin, cos, 0.0];
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
     let (x, y) = (-cx, -cy);
     // Pillow: a x + b y + c with c = 0 (adding 0.0 changes nothing).
@@ -146,34 +324,42 @@ pub fn rotate(img: &mut Image, degrees: f64) {
     affine_nearest(img, &m);
 }
 
-fn rotate_180(img: &mut Image) {
-    let c = img.channels;
-    let n = img.pixels();
-    for p in 0..n / 2 {
-        let q = n - 1 - p;
-        for k in 0..c {
-            img.data.swap(p * c + k, q * c + k);
+/// Reverses the order of the `c`-byte pixels of `data`.
+pub(crate) fn reverse_pixels(data: &mut [u8], c: usize) {
+    match c {
+        1 => data.reverse(),
+        _ => {
+            let n = data.len() / c;
+            let (left, right) = data.split_at_mut(n / 2 * c);
+            let right = &mut right[(n % 2) * c..];
+            for (l, r) in left.chunks_exact_mut(c).zip(right.rchunks_exact_mut(c)) {
+                l.swap_with_slice(r);
+            }
         }
-        img.uncovered.swap(p, q);
     }
+}
+
+fn rotate_180(img: &mut Image) {
+    reverse_pixels(&mut img.data, img.channels);
+    img.uncovered.reverse();
 }
 
 /// Pillow's ROTATE_90 (counter-clockwise) or ROTATE_270 transpose of a square image.
 fn rotate_quarter(img: &mut Image, ccw: bool) {
     let (n, c) = (img.width, img.channels);
-    let mut data = vec![0u8; img.data.len()];
-    let mut unc = vec![false; n * n];
-    for y in 0..n {
-        for x in 0..n {
-            // ROTATE_90: out[n-1-x][y] = in[y][x]; ROTATE_270: out[x][n-1-y] = in[y][x].
-            let (ox, oy) = if ccw { (y, n - 1 - x) } else { (n - 1 - y, x) };
-            let (o, i) = (oy * n + ox, y * n + x);
-            data[o * c..(o + 1) * c].copy_from_slice(&img.data[i * c..(i + 1) * c]);
-            unc[o] = img.uncovered[i];
+    scratch::with(|s| {
+        load_source(img, s);
+        let (src, src_marks) = (&s.bytes, &s.marks);
+        for y in 0..n {
+            for x in 0..n {
+                // ROTATE_90: out[n-1-x][y] = in[y][x]; ROTATE_270: out[x][n-1-y] = in[y][x].
+                let (ox, oy) = if ccw { (y, n - 1 - x) } else { (n - 1 - y, x) };
+                let (o, i) = (oy * n + ox, y * n + x);
+                img.data[o * c..(o + 1) * c].copy_from_slice(&src[i * c..(i + 1) * c]);
+                img.uncovered[o] = src_marks[i];
+            }
         }
-    }
-    img.data = data;
-    img.uncovered = unc;
+    });
 }
 
 /// PBA's TranslateX: `transform(AFFINE, (1, 0, t, 0, 1, 0))`, output (x, y) = input (x + t, y).

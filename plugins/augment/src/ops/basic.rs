@@ -1,5 +1,7 @@
 //! The per-image steps every policy ends with: pad-and-crop, horizontal flip, cutout.
 
+use super::affine::reverse_pixels;
+use super::scratch;
 use rand::Rng;
 use rolekd_core::plugin::image::Image;
 use rolekd_core::rng::StreamRng;
@@ -8,34 +10,94 @@ use rolekd_core::rng::StreamRng;
 /// (x, y) is input pixel (x + dx - pad, y + dy - pad); pixels from outside the input are
 /// uncovered (value 0). This is a pad of `pad` followed by a crop at offset (dx, dy).
 pub fn pad_crop_at(img: &mut Image, pad: usize, dx: usize, dy: usize) {
+    shift(
+        img,
+        dx as isize - pad as isize,
+        dy as isize - pad as isize,
+        false,
+    );
+}
+
+/// In place: output pixel (x, y) is input pixel (x' + sx, y + sy), where x' = x, or
+/// `w - 1 - x` when `flip` (a shift followed by a left-right mirror); pixels from outside
+/// the input are uncovered (value 0).
+pub(crate) fn shift(img: &mut Image, sx: isize, sy: isize, flip: bool) {
     let (w, h, c) = (img.width, img.height, img.channels);
-    let sx = dx as isize - pad as isize;
-    let sy = dy as isize - pad as isize;
     if sx == 0 && sy == 0 {
+        if flip {
+            flip_lr(img);
+        }
         return;
     }
-    let mut data = vec![0u8; img.data.len()];
-    let mut unc = vec![true; w * h];
-    for y in 0..h {
+    let row = w * c;
+    // Columns (before the mirror) x in x0..x1 read input columns x + sx.
+    let x0 = (-sx).clamp(0, w as isize) as usize;
+    let x1 = (w as isize - sx).clamp(x0 as isize, w as isize) as usize;
+    let n = x1 - x0;
+    let xi0 = (x0 as isize + sx).max(0) as usize;
+    // After the mirror the covered run sits at w - x1..w - x0.
+    let (o0, o1) = if flip { (w - x1, w - x0) } else { (x0, x1) };
+    let one_row = |img: &mut Image, y: usize, tmp: &mut Vec<u8>, tmp_marks: &mut Vec<bool>| {
         let yi = y as isize + sy;
-        if yi < 0 || yi >= h as isize {
-            continue;
+        if n == 0 || yi < 0 || yi >= h as isize {
+            img.data[y * row..(y + 1) * row].fill(0);
+            img.uncovered[y * w..(y + 1) * w].fill(true);
+            return;
         }
         let yi = yi as usize;
-        // The covered run of this row: x + sx in 0..w.
-        let x0 = (-sx).max(0) as usize;
-        let x1 = ((w as isize - sx).min(w as isize)).max(0) as usize;
-        if x0 >= x1 {
-            continue;
+        let (src, dst) = (yi * w + xi0, y * w + o0);
+        if flip {
+            tmp.clear();
+            tmp.extend_from_slice(&img.data[src * c..(src + n) * c]);
+            tmp_marks.clear();
+            tmp_marks.extend_from_slice(&img.uncovered[src..src + n]);
+            let out = &mut img.data[dst * c..(dst + n) * c];
+            match c {
+                1 => {
+                    for (o, &t) in out.iter_mut().zip(tmp.iter().rev()) {
+                        *o = t;
+                    }
+                }
+                3 => {
+                    for (o, t) in out.chunks_exact_mut(3).zip(tmp.rchunks_exact(3)) {
+                        o.copy_from_slice(t);
+                    }
+                }
+                _ => {
+                    for (o, t) in out.chunks_exact_mut(c).zip(tmp.rchunks_exact(c)) {
+                        o.copy_from_slice(t);
+                    }
+                }
+            }
+            for (o, &t) in img.uncovered[dst..dst + n]
+                .iter_mut()
+                .zip(tmp_marks.iter().rev())
+            {
+                *o = t;
+            }
+        } else {
+            img.data.copy_within(src * c..(src + n) * c, dst * c);
+            img.uncovered.copy_within(src..src + n, dst);
         }
-        let xi0 = (x0 as isize + sx) as usize;
-        let n = x1 - x0;
-        data[(y * w + x0) * c..(y * w + x1) * c]
-            .copy_from_slice(&img.data[(yi * w + xi0) * c..(yi * w + xi0 + n) * c]);
-        unc[y * w + x0..y * w + x1].copy_from_slice(&img.uncovered[yi * w + xi0..yi * w + xi0 + n]);
-    }
-    img.data = data;
-    img.uncovered = unc;
+        img.data[y * row..(y * w + o0) * c].fill(0);
+        img.data[(y * w + o1) * c..(y + 1) * row].fill(0);
+        img.uncovered[y * w..y * w + o0].fill(true);
+        img.uncovered[y * w + o1..(y + 1) * w].fill(true);
+    };
+    // Rows read rows sy below (above for sy < 0): walk so that each is read before it is
+    // overwritten.
+    scratch::with(|s| {
+        let (tmp, tmp_marks) = (&mut s.bytes, &mut s.marks);
+        if sy > 0 {
+            for y in 0..h {
+                one_row(img, y, tmp, tmp_marks);
+            }
+        } else {
+            for y in (0..h).rev() {
+                one_row(img, y, tmp, tmp_marks);
+            }
+        }
+    });
 }
 
 /// Pad by `pad` and crop at a random offset: each of dx, dy is uniform in
@@ -49,15 +111,14 @@ pub fn pad_crop(img: &mut Image, pad: usize, max_offset: usize, rng: &mut Stream
 /// Mirrors the image left-right (marks too).
 pub fn flip_lr(img: &mut Image) {
     let (w, c) = (img.width, img.channels);
-    for y in 0..img.height {
-        let row = &mut img.data[y * w * c..(y + 1) * w * c];
-        for x in 0..w / 2 {
-            let xr = w - 1 - x;
-            for k in 0..c {
-                row.swap(x * c + k, xr * c + k);
-            }
-        }
-        img.uncovered[y * w..(y + 1) * w].reverse();
+    if w == 0 {
+        return;
+    }
+    for row in img.data.chunks_exact_mut(w * c) {
+        reverse_pixels(row, c);
+    }
+    for row in img.uncovered.chunks_exact_mut(w) {
+        row.reverse();
     }
 }
 
@@ -87,12 +148,22 @@ pub fn cutout_at(img: &mut Image, cx: usize, cy: usize, size: usize, fill: &[u8]
     }
     let (w, c) = (img.width, img.channels);
     let (x0, y0, x1, y1) = cutout_box(w, img.height, cx, cy, size);
+    if x0 >= x1 {
+        return;
+    }
+    let last = fill[fill.len() - 1];
+    let flat = fill.len() == 1 || fill[..c.min(fill.len())].iter().all(|&v| v == last);
     for y in y0..y1 {
-        for x in x0..x1 {
-            let p = y * w + x;
-            img.uncovered[p] = true;
-            for k in 0..c {
-                img.data[p * c + k] = fill[k.min(fill.len() - 1)];
+        let p = y * w;
+        img.uncovered[p + x0..p + x1].fill(true);
+        let data = &mut img.data[(p + x0) * c..(p + x1) * c];
+        if flat {
+            data.fill(last);
+        } else {
+            for px in data.chunks_exact_mut(c) {
+                for (k, v) in px.iter_mut().enumerate() {
+                    *v = fill[k.min(fill.len() - 1)];
+                }
             }
         }
     }

@@ -5,38 +5,51 @@
 //! [0, 1]). The marks (Pillow's alpha channel) are left as they are, and uncovered pixels
 //! are blended like any other (their values take part, as in Pillow's RGBA images).
 
+use super::scratch;
 use rolekd_core::plugin::image::Image;
 
-/// One blended value, as `ImagingBlend` computes it.
-#[inline]
-fn blend_px(deg: u8, img: u8, alpha: f32, extrapolate: bool) -> u8 {
-    let v = deg as i32 as f32 + alpha * ((img as i32 - deg as i32) as f32);
-    if extrapolate {
-        if v <= 0.0 {
-            0
-        } else if v >= 255.0 {
-            255
-        } else {
-            v as u8
-        }
-    } else {
-        v as u8
+/// One blended value, as `ImagingBlend` computes it: `deg + alpha (img - deg)` in single
+/// precision, clipped to 0..=255 and truncated. (Pillow clips only when alpha is outside
+/// [0, 1]; inside, the single-precision value cannot leave [0, 255], so clipping always is
+/// the same.)
+#[inline(always)]
+fn blend_px(deg: u8, img: u8, alpha: f32) -> u8 {
+    let (d, i) = (deg as i32 as f32, img as i32 as f32);
+    let v = d + alpha * (i - d);
+    // Clip (NaN, possible only for infinite alpha, gives 0 as in Pillow), then truncate
+    // without a float-to-int conversion, which does not vectorise: round to an integer
+    // with the 2^23 trick, step down if that rounded up, and read the integer off the bits.
+    let v = if v > 0.0 { v } else { 0.0 };
+    let v = if v < 255.0 { v } else { 255.0 };
+    const MAGIC: f32 = 8_388_608.0; // 2^23: adding it rounds [0, 2^22] to integers
+    let r = (v + MAGIC) - MAGIC;
+    let t = if r > v { r - 1.0 } else { r };
+    (t + MAGIC).to_bits() as u8
+}
+
+/// Pillow's blend of `data` (the image) with `deg` (the degenerate image), value by value.
+fn blend_slices(data: &mut [u8], deg: &[u8], alpha: f32) {
+    if alpha == 0.0 {
+        data.copy_from_slice(deg);
+        return;
+    }
+    for (v, &d) in data.iter_mut().zip(deg) {
+        *v = blend_px(d, *v, alpha);
     }
 }
 
-/// Blends `img.data` with a degenerate image given per value by `deg(i)`.
-fn blend_with(img: &mut Image, factor: f64, deg: impl Fn(usize) -> u8) {
-    let alpha = factor as f32;
-    if alpha == 1.0 {
-        return;
-    }
-    let extrapolate = !(0.0..=1.0).contains(&alpha);
-    for (i, v) in img.data.iter_mut().enumerate() {
+/// Blends every value with one degenerate value `deg`, through a 256-entry table.
+fn blend_const(img: &mut Image, alpha: f32, deg: u8) {
+    let mut lut = [0u8; 256];
+    for (i, v) in lut.iter_mut().enumerate() {
         *v = if alpha == 0.0 {
-            deg(i)
+            deg
         } else {
-            blend_px(deg(i), *v, alpha, extrapolate)
+            blend_px(deg, i as u8, alpha)
         };
+    }
+    for v in img.data.iter_mut() {
+        *v = lut[*v as usize];
     }
 }
 
@@ -46,90 +59,140 @@ pub fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// The grayscale value of pixel `p` (its own value for one-channel images).
-#[inline]
-fn gray(img: &Image, p: usize) -> u8 {
-    match img.channels {
-        1 => img.data[p],
-        2 => img.data[p * 2],
-        c => luma(img.data[p * c], img.data[p * c + 1], img.data[p * c + 2]),
-    }
-}
-
 /// `ImageEnhance.Brightness(img).enhance(factor)`: blend with black.
 pub fn brightness(img: &mut Image, factor: f64) {
-    blend_with(img, factor, |_| 0);
+    let alpha = factor as f32;
+    if alpha == 1.0 {
+        return;
+    }
+    blend_const(img, alpha, 0);
 }
 
 /// `ImageEnhance.Color(img).enhance(factor)`: blend with the image's grayscale version
 /// (the identity for one-channel images).
 pub fn color(img: &mut Image, factor: f64) {
-    if img.channels < 3 {
+    let c = img.channels;
+    let alpha = factor as f32;
+    if c < 3 || alpha == 1.0 {
         return;
     }
-    let c = img.channels;
-    let g: Vec<u8> = (0..img.pixels()).map(|p| gray(img, p)).collect();
-    blend_with(img, factor, |i| g[i / c]);
+    scratch::with(|s| {
+        // The degenerate image: each pixel's luma in all its channels.
+        let deg = &mut s.bytes;
+        deg.clear();
+        deg.resize(img.data.len(), 0);
+        if c == 3 {
+            for (d, p) in deg.chunks_exact_mut(3).zip(img.data.chunks_exact(3)) {
+                d.fill(luma(p[0], p[1], p[2]));
+            }
+        } else {
+            for (d, p) in deg.chunks_exact_mut(c).zip(img.data.chunks_exact(c)) {
+                d.fill(luma(p[0], p[1], p[2]));
+            }
+        }
+        blend_slices(&mut img.data, deg, alpha);
+    });
 }
 
 /// The mean of the grayscale image rounded as `ImageEnhance.Contrast` does:
 /// `int(mean + 0.5)` over every pixel, uncovered ones included.
 pub fn gray_mean(img: &Image) -> u8 {
-    let mut hist = [0u64; 256];
-    for p in 0..img.pixels() {
-        hist[gray(img, p) as usize] += 1;
-    }
-    let n: u64 = hist.iter().sum();
-    let s: u64 = hist.iter().enumerate().map(|(v, &h)| v as u64 * h).sum();
+    let n = img.pixels() as u64;
     if n == 0 {
         return 0;
     }
+    let s: u64 = match img.channels {
+        1 => img.data.iter().map(|&v| v as u32).sum::<u32>() as u64,
+        2 => img.data.iter().step_by(2).map(|&v| v as u64).sum(),
+        c => img
+            .data
+            .chunks_exact(c)
+            .map(|p| luma(p[0], p[1], p[2]) as u64)
+            .sum(),
+    };
     ((s as f64 / n as f64) + 0.5) as u8
 }
 
 /// `ImageEnhance.Contrast(img).enhance(factor)`: blend with a flat image of the grayscale
 /// mean.
 pub fn contrast(img: &mut Image, factor: f64) {
+    let alpha = factor as f32;
+    if alpha == 1.0 {
+        return;
+    }
     let m = gray_mean(img);
-    blend_with(img, factor, |_| m);
+    blend_const(img, alpha, m);
+}
+
+/// One interior row of SMOOTH: `out[i]` from the 3x3 neighbourhood of value i in the rows
+/// `up`, `mid`, `dn` (neighbours `c` values apart), for i in `c..len - c`.
+///
+/// Pillow computes `0.5 + sum(v k)` in single precision with k = 1/13 (5/13 at the centre)
+/// and truncates: that is `round(S / 13)` for the integer S = (sum of the nine) + 4 centre,
+/// never a tie (13 is odd) and never within single precision's error (< 1e-3 here) of one
+/// (>= 1/26 away), so exactly `(S + 6) / 13` in integers.
+#[inline]
+fn smooth_row(up: &[u8], mid: &[u8], dn: &[u8], out: &mut [u8], c: usize) {
+    let n = mid.len() - 2 * c;
+    let (u0, u1, u2) = (&up[..n], &up[c..c + n], &up[2 * c..2 * c + n]);
+    let (m0, m1, m2) = (&mid[..n], &mid[c..c + n], &mid[2 * c..2 * c + n]);
+    let (d0, d1, d2) = (&dn[..n], &dn[c..c + n], &dn[2 * c..2 * c + n]);
+    let out = &mut out[c..c + n];
+    for i in 0..n {
+        let s = u0[i] as u16
+            + u1[i] as u16
+            + u2[i] as u16
+            + m0[i] as u16
+            + 5 * m1[i] as u16
+            + m2[i] as u16
+            + d0[i] as u16
+            + d1[i] as u16
+            + d2[i] as u16;
+        out[i] = ((s + 6) / 13) as u8;
+    }
+}
+
+/// SMOOTH into `out` (the image's size): interior values filtered, borders copied.
+fn smooth_into(img: &Image, out: &mut Vec<u8>) {
+    let (w, h, c) = (img.width, img.height, img.channels);
+    out.clear();
+    out.extend_from_slice(&img.data);
+    if w < 3 || h < 3 {
+        return;
+    }
+    let row = w * c;
+    let d = &img.data;
+    for y in 1..h - 1 {
+        smooth_row(
+            &d[(y - 1) * row..y * row],
+            &d[y * row..(y + 1) * row],
+            &d[(y + 1) * row..(y + 2) * row],
+            &mut out[y * row..(y + 1) * row],
+            c,
+        );
+    }
 }
 
 /// Pillow's `ImageFilter.SMOOTH` (3x3 kernel 1 1 1 / 1 5 1 / 1 1 1 over 13) on every
-/// channel, in Pillow's single-precision arithmetic; the border rows and columns are
-/// copied unfiltered. Images under 3x3 are returned unchanged.
+/// channel, with Pillow's results; the border rows and columns are copied unfiltered.
+/// Images under 3x3 are returned unchanged.
 pub fn smooth(img: &Image) -> Vec<u8> {
-    let (w, h, c) = (img.width, img.height, img.channels);
-    let mut out = img.data.clone();
-    if w < 3 || h < 3 {
-        return out;
-    }
-    let k1 = 1.0f32 / 13.0f32;
-    let k5 = 5.0f32 / 13.0f32;
-    let d = &img.data;
-    let at = |x: usize, y: usize, k: usize| d[(y * w + x) * c + k] as f32;
-    for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            for k in 0..c {
-                let mut ss = 0.0f32 + 0.5f32;
-                // Pillow sums the row below, the row itself, then the row above.
-                ss += at(x - 1, y + 1, k) * k1 + at(x, y + 1, k) * k1 + at(x + 1, y + 1, k) * k1;
-                ss += at(x - 1, y, k) * k1 + at(x, y, k) * k5 + at(x + 1, y, k) * k1;
-                ss += at(x - 1, y - 1, k) * k1 + at(x, y - 1, k) * k1 + at(x + 1, y - 1, k) * k1;
-                out[(y * w + x) * c + k] = ss.clamp(0.0, 255.0) as u8;
-            }
-        }
-    }
+    let mut out = Vec::new();
+    smooth_into(img, &mut out);
     out
 }
 
 /// `ImageEnhance.Sharpness(img).enhance(factor)`: blend with the SMOOTH-filtered image
 /// (factor > 1 sharpens).
 pub fn sharpness(img: &mut Image, factor: f64) {
-    if factor as f32 == 1.0 {
+    let alpha = factor as f32;
+    if alpha == 1.0 {
         return;
     }
-    let s = smooth(img);
-    blend_with(img, factor, |i| s[i]);
+    scratch::with(|s| {
+        smooth_into(img, &mut s.bytes);
+        blend_slices(&mut img.data, &s.bytes, alpha);
+    });
 }
 
 #[cfg(test)]

@@ -7,5 +7,8 @@ pub mod basic;
 pub mod enhance;
 pub mod pba;
 pub mod point;
+#[cfg(test)]
+mod reference;
+mod scratch;
 
 pub use basic::{cutout, cutout_at, flip_lr, pad_crop, pad_crop_at};

@@ -40,12 +40,16 @@ impl Finish {
     /// Applies pad-crop (if `pad > 0`), a flip with probability 0.5 (if `flip`), then a
     /// cutout square of side `cutout` (if > 0) whose pixels are marked uncovered.
     pub fn apply(&self, img: &mut Image, rng: &mut StreamRng) {
+        // The draws in the order of the steps; the shift and the flip then run as one pass.
+        let (mut sx, mut sy) = (0, 0);
         if self.pad > 0 {
-            basic::pad_crop(img, self.pad, self.max_offset(), rng);
+            let dx = rng.random_range(0..=self.max_offset());
+            let dy = rng.random_range(0..=self.max_offset());
+            sx = dx as isize - self.pad as isize;
+            sy = dy as isize - self.pad as isize;
         }
-        if self.flip && rng.random::<f64>() < 0.5 {
-            basic::flip_lr(img);
-        }
+        let flip = self.flip && rng.random::<f64>() < 0.5;
+        basic::shift(img, sx, sy, flip);
         if self.cutout > 0 {
             basic::cutout(img, self.cutout, &[0], rng);
         }

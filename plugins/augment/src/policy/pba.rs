@@ -5,7 +5,6 @@ use super::finish::{default_pad, default_true, CropOffsets, Finish};
 use super::standard::check_sizes;
 use crate::ops::pba::PbaOp;
 use crate::schedule::{self, entries_from_genes, entries_in_gene_order, PolicyEntry, Schedule};
-use rand::seq::SliceRandom;
 use rand::Rng;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, PolicyCtx};
@@ -69,15 +68,18 @@ impl PbaPolicy {
         if count == 0 || self.entries.is_empty() {
             return;
         }
-        let mut order = [0u8; 64];
+        // Walk the entries in a uniformly random order: a Fisher-Yates shuffle drawn lazily,
+        // one position per entry visited (the walk usually stops after a few), which gives
+        // every order prefix the probability a full shuffle gives it.
         let n = self.entries.len().min(64);
+        let mut order = [0u8; 64];
         for (i, o) in order.iter_mut().enumerate().take(n) {
             *o = i as u8;
         }
-        let order = &mut order[..n];
-        order.shuffle(rng);
-        for &k in order.iter() {
-            let e = self.entries[k as usize];
+        for i in 0..n {
+            let j = rng.random_range(i..n);
+            order.swap(i, j);
+            let e = self.entries[order[i] as usize];
             if e.prob <= 0.0 {
                 continue;
             }
