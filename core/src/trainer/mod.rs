@@ -300,13 +300,13 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                     epochs: spec.epochs,
                 };
                 lr = schedule.lr(spec.lr, at);
-            if epoch == start_epoch && step == 0 {
-                ctx.progress.log(&format!(
-                    "{}: first training step {:.2}s after start",
-                    ctx.label,
-                    ctx.progress.since_start()
-                ));
-            }
+                if epoch == start_epoch && step == 0 {
+                    ctx.progress.log(&format!(
+                        "{}: first training step {:.2}s after start",
+                        ctx.label,
+                        ctx.progress.since_start()
+                    ));
+                }
                 let student = &roles[0];
                 let s_out = student
                     .built
