@@ -1,6 +1,5 @@
 //! The per-image steps every policy ends with: pad-and-crop, horizontal flip, cutout.
 
-use super::affine::reverse_pixels;
 use super::scratch;
 use rand::Rng;
 use rolekd_core::plugin::image::Image;
@@ -18,85 +17,50 @@ pub fn pad_crop_at(img: &mut Image, pad: usize, dx: usize, dy: usize) {
     );
 }
 
-/// In place: output pixel (x, y) is input pixel (x' + sx, y + sy), where x' = x, or
-/// `w - 1 - x` when `flip` (a shift followed by a left-right mirror); pixels from outside
-/// the input are uncovered (value 0).
+/// Output pixel (x, y) is input pixel (x' + sx, y + sy), where x' = x, or `w - 1 - x` when
+/// `flip` (a shift followed by a left-right mirror); pixels from outside the input are
+/// uncovered (value 0).
 pub(crate) fn shift(img: &mut Image, sx: isize, sy: isize, flip: bool) {
     let (w, h, c) = (img.width, img.height, img.channels);
-    if sx == 0 && sy == 0 {
-        if flip {
-            flip_lr(img);
-        }
+    if sx == 0 && sy == 0 && !flip {
         return;
     }
-    let row = w * c;
-    // Columns (before the mirror) x in x0..x1 read input columns x + sx.
+    // Columns (before the mirror) x in x0..x1 read input columns x + sx; rows y in y0..y1
+    // read input rows y + sy.
     let x0 = (-sx).clamp(0, w as isize) as usize;
     let x1 = (w as isize - sx).clamp(x0 as isize, w as isize) as usize;
+    let y0 = (-sy).clamp(0, h as isize) as usize;
+    let y1 = (h as isize - sy).clamp(y0 as isize, h as isize) as usize;
     let n = x1 - x0;
     let xi0 = (x0 as isize + sx).max(0) as usize;
     // After the mirror the covered run sits at w - x1..w - x0.
-    let (o0, o1) = if flip { (w - x1, w - x0) } else { (x0, x1) };
-    let one_row = |img: &mut Image, y: usize, tmp: &mut Vec<u8>, tmp_marks: &mut Vec<bool>| {
-        let yi = y as isize + sy;
-        if n == 0 || yi < 0 || yi >= h as isize {
-            img.data[y * row..(y + 1) * row].fill(0);
-            img.uncovered[y * w..(y + 1) * w].fill(true);
-            return;
-        }
-        let yi = yi as usize;
-        let (src, dst) = (yi * w + xi0, y * w + o0);
-        if flip {
-            tmp.clear();
-            tmp.extend_from_slice(&img.data[src * c..(src + n) * c]);
-            tmp_marks.clear();
-            tmp_marks.extend_from_slice(&img.uncovered[src..src + n]);
-            let out = &mut img.data[dst * c..(dst + n) * c];
-            match c {
-                1 => {
-                    for (o, &t) in out.iter_mut().zip(tmp.iter().rev()) {
-                        *o = t;
-                    }
-                }
-                3 => {
-                    for (o, t) in out.chunks_exact_mut(3).zip(tmp.rchunks_exact(3)) {
-                        o.copy_from_slice(t);
-                    }
-                }
-                _ => {
-                    for (o, t) in out.chunks_exact_mut(c).zip(tmp.rchunks_exact(c)) {
-                        o.copy_from_slice(t);
-                    }
-                }
-            }
-            for (o, &t) in img.uncovered[dst..dst + n]
-                .iter_mut()
-                .zip(tmp_marks.iter().rev())
-            {
-                *o = t;
-            }
-        } else {
-            img.data.copy_within(src * c..(src + n) * c, dst * c);
-            img.uncovered.copy_within(src..src + n, dst);
-        }
-        img.data[y * row..(y * w + o0) * c].fill(0);
-        img.data[(y * w + o1) * c..(y + 1) * row].fill(0);
-        img.uncovered[y * w..y * w + o0].fill(true);
-        img.uncovered[y * w + o1..(y + 1) * w].fill(true);
-    };
-    // Rows read rows sy below (above for sy < 0): walk so that each is read before it is
-    // overwritten.
+    let o0 = if flip { w - x1 } else { x0 };
+    // Built in a scratch canvas (zero, uncovered) that then trades places with the image.
     scratch::with(|s| {
-        let (tmp, tmp_marks) = (&mut s.bytes, &mut s.marks);
-        if sy > 0 {
-            for y in 0..h {
-                one_row(img, y, tmp, tmp_marks);
-            }
-        } else {
-            for y in (0..h).rev() {
-                one_row(img, y, tmp, tmp_marks);
+        let (out, marks) = (&mut s.bytes, &mut s.marks);
+        out.clear();
+        out.resize(img.data.len(), 0);
+        marks.clear();
+        marks.resize(img.uncovered.len(), true);
+        if n > 0 {
+            for y in y0..y1 {
+                let (src, dst) = ((y as isize + sy) as usize * w + xi0, y * w + o0);
+                let run = &mut out[dst * c..(dst + n) * c];
+                let from = &img.data[src * c..(src + n) * c];
+                let run_marks = &mut marks[dst..dst + n];
+                let from_marks = &img.uncovered[src..src + n];
+                if flip {
+                    reverse_copy(run, from, c);
+                    run_marks.copy_from_slice(from_marks);
+                    run_marks.reverse();
+                } else {
+                    run.copy_from_slice(from);
+                    run_marks.copy_from_slice(from_marks);
+                }
             }
         }
+        std::mem::swap(&mut img.data, out);
+        std::mem::swap(&mut img.uncovered, marks);
     });
 }
 
@@ -108,18 +72,41 @@ pub fn pad_crop(img: &mut Image, pad: usize, max_offset: usize, rng: &mut Stream
     pad_crop_at(img, pad, dx, dy);
 }
 
+/// Writes the `c`-byte pixels of `src` into `out` in reverse order.
+fn reverse_copy(out: &mut [u8], src: &[u8], c: usize) {
+    match c {
+        1 => {
+            out.copy_from_slice(src);
+            out.reverse();
+        }
+        3 => {
+            // Two pixels per step: one 8-byte load ending at the pair, its two 3-byte
+            // fields swapped, one 8-byte store starting at the pair (its last two bytes are
+            // the next pixel's, written after).
+            let n = src.len() / 3;
+            let mut x = 0;
+            while x + 3 <= n {
+                let j = n - 2 - x; // source pixels j + 1 and j go to x and x + 1
+                let w = u64::from_le_bytes(src[3 * j - 2..3 * j + 6].try_into().unwrap());
+                let v = ((w >> 40) & 0xff_ffff) | (((w >> 16) & 0xff_ffff) << 24);
+                out[3 * x..3 * x + 8].copy_from_slice(&v.to_le_bytes());
+                x += 2;
+            }
+            for x in x..n {
+                out[3 * x..3 * x + 3].copy_from_slice(&src[3 * (n - 1 - x)..3 * (n - x)]);
+            }
+        }
+        _ => {
+            for (o, t) in out.chunks_exact_mut(c).zip(src.rchunks_exact(c)) {
+                o.copy_from_slice(t);
+            }
+        }
+    }
+}
+
 /// Mirrors the image left-right (marks too).
 pub fn flip_lr(img: &mut Image) {
-    let (w, c) = (img.width, img.channels);
-    if w == 0 {
-        return;
-    }
-    for row in img.data.chunks_exact_mut(w * c) {
-        reverse_pixels(row, c);
-    }
-    for row in img.uncovered.chunks_exact_mut(w) {
-        row.reverse();
-    }
+    shift(img, 0, 0, true);
 }
 
 /// The rows and columns a cutout square of side `size` centred at (cx, cy) covers, clipped
