@@ -47,14 +47,14 @@ fn every_policy_kind_runs_in_a_pipeline() {
         ("mixup", "{type: mixup, alpha: 1.0}".to_string()),
         ("cutmix", "{type: cutmix, alpha: 1.0}".to_string()),
     ];
-    let mut text = format!(
+    let mut text = String::from(
         "name: policies\nseed: 1\ndevice: cpu\ndata:\n  type: fashion-mnist\n  train_size: 256\n  test_size: 256\nstages:
   teacher:
     kind: train
-    model: {{type: small-cnn, channels: [4, 8]}}
+    model: {type: small-cnn, channels: [4, 8]}
     epochs: 1
     batch_size: 64
-"
+",
     );
     for (name, policy) in &policies {
         text.push_str(&format!(
