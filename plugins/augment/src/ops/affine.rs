@@ -217,10 +217,8 @@ fn fixed_affine(img: &mut Image, a: &[f64; 6], s: &mut Scratch) {
             }
         } else {
             let (wi, hi) = (w as u32, h as u32);
-            for (x, v) in idx.iter_mut().enumerate() {
-                let x = x as i32;
-                let xx = a2.wrapping_add(x.wrapping_mul(a0));
-                let yy = a5.wrapping_add(x.wrapping_mul(a3));
+            let (mut xx, mut yy) = (a2, a5);
+            for v in idx.iter_mut() {
                 let (xi, yi) = ((xx >> 16) as u32, (yy >> 16) as u32);
                 // Negative values wrap to huge u32s and fail the bound checks.
                 *v = if xi < wi && yi < hi {
@@ -228,6 +226,8 @@ fn fixed_affine(img: &mut Image, a: &[f64; 6], s: &mut Scratch) {
                 } else {
                     outside
                 };
+                xx = xx.wrapping_add(a0);
+                yy = yy.wrapping_add(a3);
             }
             gather_row(img, src, src_marks, y, idx);
         }
