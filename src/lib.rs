@@ -12,4 +12,5 @@ pub fn link_builtins() {
     rolekd_kd::link();
     rolekd_optim::link();
     rolekd_stages::link();
+    rolekd_search::link();
 }

@@ -1,12 +1,17 @@
 //! Search-strategy plugins: decide, at each perturbation point of a population search, which
 //! members copy which and how their policies change.
+//!
+//! A strategy is a pure function of its inputs: the search keeps all state (genes, rewards,
+//! lineages) in its population store and hands the strategy what it needs, with a random
+//! stream derived from the pipeline seed and the epoch. That is what makes a killed search
+//! resume to the same result, whatever the number of workers.
 
 use crate::config::Params;
 use crate::error::Result;
 use crate::rng::StreamRng;
 
 /// One member's standing at a perturbation point.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemberScore {
     pub member: usize,
     pub reward: f64,
@@ -18,24 +23,61 @@ pub struct MemberScore {
 pub enum Decision {
     /// Keep training as is.
     Continue,
-    /// Copy `donor`'s weights and train on with `genes`.
+    /// Copy `donor`'s weights (and, as the plan says, its optimizer state) and train on with
+    /// `genes`.
     Exploit { donor: usize, genes: Vec<i64> },
 }
 
-/// The bounds of a policy space's genes, so strategies can mutate any space.
+/// The genes of a policy space and their bounds, so strategies can work on any space.
 pub trait PolicySpace: Send + Sync {
     fn gene_count(&self) -> usize;
     /// Inclusive (low, high) bounds of gene `i`.
     fn bounds(&self, i: usize) -> (i64, i64);
+    /// The group gene `i` belongs to (PBA: `prob` or `magnitude`), for strategies that set
+    /// whole groups at once, such as a grid.
+    fn group(&self, _i: usize) -> &'static str {
+        "gene"
+    }
+}
+
+/// The shape of a search, as its strategy configures it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchPlan {
+    /// Members trained side by side.
+    pub population: usize,
+    /// Epochs between perturbation points (members report their reward there).
+    pub interval: usize,
+    /// On exploit, copy the donor's optimizer state too (otherwise keep the member's own).
+    pub copy_optimizer: bool,
+    /// On exploit, copy the donor's non-trainable buffers (BatchNorm statistics) too
+    /// (otherwise keep the member's own; the original code copied trainable weights only).
+    pub copy_buffers: bool,
+}
+
+/// Where a decision is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecideCtx {
+    /// Epochs completed by the members being ranked.
+    pub epoch: usize,
+    /// The trial's total epochs.
+    pub epochs: usize,
 }
 
 /// A population search rule (PBA's exploit/explore, random, grid...).
-pub trait SearchStrategy: Send {
-    /// The initial genes of member `i` of `population`.
-    fn initial(&mut self, member: usize, space: &dyn PolicySpace, rng: &mut StreamRng) -> Vec<i64>;
-    /// Decisions for every member at a perturbation point.
+pub trait SearchStrategy: Send + Sync {
+    /// Population, interval and what an exploit copies.
+    fn plan(&self) -> SearchPlan;
+    /// The initial genes of `member` (its own random stream).
+    fn initial(
+        &self,
+        member: usize,
+        space: &dyn PolicySpace,
+        rng: &mut StreamRng,
+    ) -> Result<Vec<i64>>;
+    /// One decision per entry of `scores` (same order), at a perturbation point.
     fn decide(
-        &mut self,
+        &self,
+        at: DecideCtx,
         scores: &[MemberScore],
         space: &dyn PolicySpace,
         rng: &mut StreamRng,

@@ -1,0 +1,882 @@
+//! The search's coordination, written against [`PopulationStore`] only.
+//!
+//! A worker loops: claim a runnable member (a lease in the store), apply an exploit the
+//! store holds for it (copy the donor's published state), train it to its next
+//! perturbation point, publish that state as an immutable checkpoint, and report. The
+//! report is one transaction: check the lease is still ours, record the rewards and the
+//! checkpoint, and decide:
+//!
+//! - `sync: true`: once every member has reported this epoch, rank them all and apply the
+//!   strategy's decisions (exploit rows, new genes, lineage, log), drawing from a stream of
+//!   the seed and the epoch. Nobody trains past a perturbation point before the decision
+//!   there, so a seeded search gives the same decisions whatever the number of workers,
+//!   their timing, or a kill and restart.
+//! - `sync: false`: rank the reporter among the members within `slack` epochs of it (their
+//!   latest rewards) and decide for the reporter alone, at once (PBT's asynchronous mode;
+//!   the result then depends on timing).
+//!
+//! A kill at any moment loses at most the unreported training of the members that were
+//! being trained: on restart every lease is dropped (the run directory's lock guarantees
+//! no other process is using the store), training resumes from each member's saved state,
+//! and an exploit that was decided but not applied is applied again (idempotently).
+
+use crate::lineage::{inherit_log, Lineage, PbaLogLine};
+use crate::space::check_genes;
+use crate::store::{
+    transact, CheckpointRef, Event, Lease, Member, Pending, PopulationStore, ResultRow, Status,
+    StoreTx,
+};
+use rolekd_core::plugin::search::{
+    DecideCtx, Decision, MemberScore, PolicySpace, SearchPlan, SearchStrategy,
+};
+use rolekd_core::rng::Seed;
+use rolekd_core::{Error, Result};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The store's format tag.
+pub const FORMAT: &str = "rolekd-population/1";
+
+/// How a search runs.
+#[derive(Clone, Debug)]
+pub struct SearchConfig {
+    /// The trial's epochs.
+    pub epochs: usize,
+    pub plan: SearchPlan,
+    pub sync: bool,
+    /// `sync: false`: rank among members within this many epochs of the reporter.
+    pub slack: usize,
+    /// How long a claim holds without renewal.
+    pub lease: Duration,
+    /// The search's random stream (`stage seed / "search"`): member `k`'s initial policy
+    /// draws from `seed / k / "initial"`, decisions at epoch `e` from `seed / "decide" / e`.
+    pub seed: Seed,
+    /// The strategy's name, for errors.
+    pub strategy_name: String,
+}
+
+/// A population search over a store.
+pub struct Population<'a> {
+    pub store: &'a dyn PopulationStore,
+    pub strategy: &'a dyn SearchStrategy,
+    pub space: &'a dyn PolicySpace,
+    pub cfg: SearchConfig,
+    /// Search seconds spent by earlier sessions (read by [`Population::init`]).
+    wall_base: f64,
+    started: Instant,
+}
+
+/// What [`Population::claim`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// This member is ours to train until its next perturbation point.
+    Member(Member),
+    /// Nothing runnable now (members wait for a perturbation point or are leased).
+    Wait,
+    /// Every member has trained all epochs.
+    Finished,
+}
+
+/// What [`Population::report`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reported {
+    /// Recorded; `exploits` members were told to copy a donor.
+    Recorded { exploits: usize },
+    /// The lease had passed to another worker: nothing recorded.
+    LostLease,
+}
+
+/// Everything the store knows, for outputs.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub members: Vec<Member>,
+    pub results: Vec<ResultRow>,
+    pub events: Vec<Event>,
+    pub wall_seconds: f64,
+}
+
+impl Snapshot {
+    /// The reward of `member` after `epoch` epochs (its latest row for that epoch).
+    pub fn reward_at(&self, member: usize, epoch: usize) -> Option<f64> {
+        reward_at(&self.results, member, epoch)
+    }
+
+    /// The member with the best final reward (ties: the lower id).
+    pub fn best(&self, epochs: usize) -> Option<usize> {
+        let rewards: Vec<f64> = self
+            .members
+            .iter()
+            .map(|m| self.reward_at(m.id, epochs).unwrap_or(f64::NAN))
+            .collect();
+        crate::strategy::ranking(&rewards)
+            .first()
+            .map(|&i| self.members[i].id)
+    }
+}
+
+fn reward_at(results: &[ResultRow], member: usize, epoch: usize) -> Option<f64> {
+    results
+        .iter()
+        .rev()
+        .find(|r| r.member == member && r.epoch == epoch)
+        .map(|r| r.reward)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What the store says about an earlier session, for the log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resumed {
+    pub members_done: usize,
+    pub results: usize,
+    pub leases_dropped: usize,
+}
+
+impl<'a> Population<'a> {
+    pub fn new(
+        store: &'a dyn PopulationStore,
+        strategy: &'a dyn SearchStrategy,
+        space: &'a dyn PolicySpace,
+        cfg: SearchConfig,
+    ) -> Self {
+        Population {
+            store,
+            strategy,
+            space,
+            cfg,
+            wall_base: 0.0,
+            started: Instant::now(),
+        }
+    }
+
+    /// The epoch a member at `epoch` trains to next.
+    pub fn next_stop(&self, epoch: usize) -> usize {
+        let i = self.cfg.plan.interval.max(1);
+        ((epoch / i + 1) * i).min(self.cfg.epochs)
+    }
+
+    /// Creates the population (initial genes from the strategy) or, when the store holds
+    /// one, checks it was made for this search and drops every lease (this process holds the
+    /// run directory, so no earlier worker is alive). `Some` when resuming.
+    pub fn init(&mut self) -> Result<Option<Resumed>> {
+        let cfg = self.cfg.clone();
+        let (strategy, space) = (self.strategy, self.space);
+        let shape = format!(
+            "population {}, interval {}, epochs {}, sync {}, {} genes",
+            cfg.plan.population,
+            cfg.plan.interval,
+            cfg.epochs,
+            cfg.sync,
+            space.gene_count()
+        );
+        let (resumed, wall) = transact(self.store, |tx| {
+            let wall: f64 = tx
+                .meta("wall_seconds")?
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(0.0);
+            match tx.meta("format")? {
+                Some(f) => {
+                    if f != FORMAT {
+                        return Err(Error::Data(format!(
+                            "population store of format `{f}`, expected `{FORMAT}`"
+                        )));
+                    }
+                    let was = tx.meta("shape")?.unwrap_or_default();
+                    if was != shape {
+                        return Err(Error::Data(format!(
+                            "the population store was made for a search with {was}, this one has {shape}; rerun with --force on this stage"
+                        )));
+                    }
+                    let mut dropped = 0;
+                    let members = tx.members()?;
+                    for mut m in members.clone() {
+                        if m.lease.take().is_some() {
+                            dropped += 1;
+                            tx.put_member(&m)?;
+                        }
+                    }
+                    let resumed = Resumed {
+                        members_done: members.iter().filter(|m| m.status == Status::Done).count(),
+                        results: tx.results()?.len(),
+                        leases_dropped: dropped,
+                    };
+                    Ok((Some(resumed), wall))
+                }
+                None => {
+                    for k in 0..cfg.plan.population {
+                        let mut rng = cfg.seed.index(k as u64).child("initial").rng();
+                        let genes = strategy.initial(k, space, &mut rng)?;
+                        check_genes(space, &genes).map_err(|e| {
+                            Error::Invalid(format!(
+                                "search strategy `{}`: initial policy of member {k}: {e}",
+                                cfg.strategy_name
+                            ))
+                        })?;
+                        tx.put_member(&Member {
+                            id: k,
+                            log: vec![PbaLogLine::start(k, &genes)],
+                            lineage: Lineage::new(genes.clone()),
+                            genes,
+                            epoch: 0,
+                            status: Status::Ready,
+                            lease: None,
+                            pending: None,
+                        })?;
+                    }
+                    tx.set_meta("format", FORMAT)?;
+                    tx.set_meta("shape", &shape)?;
+                    Ok((None, 0.0))
+                }
+            }
+        })?;
+        self.wall_base = wall;
+        self.started = Instant::now();
+        Ok(resumed)
+    }
+
+    /// Search seconds so far, earlier sessions included.
+    pub fn wall_seconds(&self) -> f64 {
+        self.wall_base + self.started.elapsed().as_secs_f64()
+    }
+
+    /// Claims the runnable member with the fewest epochs (then the lowest id) for `owner`.
+    pub fn claim(&self, owner: &str) -> Result<Claim> {
+        let (epochs, lease) = (self.cfg.epochs, self.cfg.lease);
+        transact(self.store, |tx| {
+            let now = now_ms();
+            let members = tx.members()?;
+            if members.iter().all(|m| m.status == Status::Done) {
+                return Ok(Claim::Finished);
+            }
+            let pick = members
+                .iter()
+                .filter(|m| {
+                    m.status == Status::Ready
+                        && m.epoch < epochs
+                        && m.lease.as_ref().is_none_or(|l| l.expires_ms < now)
+                })
+                .min_by_key(|m| (m.epoch, m.id));
+            let Some(m) = pick else {
+                return Ok(Claim::Wait);
+            };
+            let mut m = m.clone();
+            m.lease = Some(Lease {
+                owner: owner.to_string(),
+                expires_ms: now + lease.as_millis() as i64,
+            });
+            tx.put_member(&m)?;
+            Ok(Claim::Member(m))
+        })
+    }
+
+    /// Extends `owner`'s lease on `id`; false when it is no longer theirs.
+    pub fn renew(&self, id: usize, owner: &str) -> Result<bool> {
+        let lease = self.cfg.lease;
+        transact(self.store, |tx| {
+            let mut m = tx.member(id)?;
+            match &mut m.lease {
+                Some(l) if l.owner == owner => {
+                    l.expires_ms = now_ms() + lease.as_millis() as i64;
+                    tx.put_member(&m)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+
+    /// Gives `owner`'s lease on `id` back (after a failure or an interrupt).
+    pub fn release(&self, id: usize, owner: &str) -> Result<()> {
+        transact(self.store, |tx| {
+            let mut m = tx.member(id)?;
+            if m.lease.as_ref().is_some_and(|l| l.owner == owner) {
+                m.lease = None;
+                tx.put_member(&m)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The checkpoints a pending exploit copies from: the donor's, and the member's own
+    /// (None when it was not published).
+    pub fn pending_checkpoints(
+        &self,
+        id: usize,
+        p: &Pending,
+    ) -> Result<(CheckpointRef, Option<CheckpointRef>)> {
+        transact(self.store, |tx| {
+            let all = tx.checkpoints()?;
+            let find = |m: usize, e: usize| all.iter().find(|c| c.member == m && c.epoch == e);
+            let donor = find(p.donor, p.donor_epoch).cloned().ok_or_else(|| {
+                Error::Data(format!(
+                    "member {id} is to continue from member {}'s state after epoch {}, but the store has no such checkpoint",
+                    p.donor, p.donor_epoch
+                ))
+            })?;
+            Ok((donor, find(id, p.own_epoch).cloned()))
+        })
+    }
+
+    /// Marks `id`'s pending exploit as applied to its training state.
+    pub fn applied(&self, id: usize, owner: &str) -> Result<bool> {
+        transact(self.store, |tx| {
+            let mut m = tx.member(id)?;
+            if m.lease.as_ref().is_none_or(|l| l.owner != owner) {
+                return Ok(false);
+            }
+            m.pending = None;
+            tx.put_member(&m)?;
+            Ok(true)
+        })
+    }
+
+    /// Records `owner`'s training of `id` up to `ckpt.epoch` (its per-epoch rewards in
+    /// `rows`, its published state in `ckpt`) and decides, all in one transaction.
+    pub fn report(
+        &self,
+        id: usize,
+        owner: &str,
+        rows: &[ResultRow],
+        ckpt: &CheckpointRef,
+    ) -> Result<Reported> {
+        let e = ckpt.epoch;
+        if !rows.iter().any(|r| r.member == id && r.epoch == e) {
+            return Err(Error::Invalid(format!(
+                "member {id}: no reward for epoch {e}"
+            )));
+        }
+        let wall = self.wall_seconds();
+        transact(self.store, |tx| {
+            let mut m = tx.member(id)?;
+            if m.lease.as_ref().is_none_or(|l| l.owner != owner) {
+                return Ok(Reported::LostLease);
+            }
+            for r in rows {
+                tx.add_result(r)?;
+            }
+            tx.put_checkpoint(ckpt)?;
+            m.epoch = e;
+            m.lease = None;
+            m.status = if e >= self.cfg.epochs {
+                Status::Done
+            } else if self.cfg.sync {
+                Status::Waiting
+            } else {
+                Status::Ready
+            };
+            tx.put_member(&m)?;
+            let exploits = if e >= self.cfg.epochs {
+                0
+            } else if self.cfg.sync {
+                self.decide_sync(tx, e)?
+            } else {
+                self.decide_async(tx, id, e)?
+            };
+            tx.set_meta("wall_seconds", &wall.to_string())?;
+            Ok(Reported::Recorded { exploits })
+        })
+    }
+
+    /// Sync mode: once every member waits at `epoch`, decide for all and release them.
+    fn decide_sync(&self, tx: &mut dyn StoreTx, epoch: usize) -> Result<usize> {
+        let members = tx.members()?;
+        if !members
+            .iter()
+            .all(|m| m.epoch == epoch && m.status == Status::Waiting)
+        {
+            return Ok(0);
+        }
+        let results = tx.results()?;
+        let scores: Vec<MemberScore> = members
+            .iter()
+            .map(|m| MemberScore {
+                member: m.id,
+                reward: reward_at(&results, m.id, epoch).unwrap_or(f64::NAN),
+                genes: m.genes.clone(),
+            })
+            .collect();
+        let mut rng = self.cfg.seed.child("decide").index(epoch as u64).rng();
+        let decisions = self.strategy.decide(
+            DecideCtx {
+                epoch,
+                epochs: self.cfg.epochs,
+            },
+            &scores,
+            self.space,
+            &mut rng,
+        );
+        self.check_decisions(&scores, &decisions)?;
+        let mut updated = members.clone();
+        let mut exploits = 0;
+        for (i, d) in decisions.iter().enumerate() {
+            if let Decision::Exploit { donor, genes } = d {
+                let di = members
+                    .iter()
+                    .position(|m| m.id == *donor)
+                    .expect("checked");
+                let (t, ev) = exploited(
+                    &members[i],
+                    &members[di],
+                    epoch,
+                    epoch,
+                    genes.clone(),
+                    scores[i].reward,
+                    scores[di].reward,
+                );
+                updated[i] = t;
+                tx.add_event(&ev)?;
+                exploits += 1;
+            }
+        }
+        for mut m in updated {
+            m.status = Status::Ready;
+            tx.put_member(&m)?;
+        }
+        Ok(exploits)
+    }
+
+    /// Async mode: rank the reporter among its peers and decide for it alone.
+    fn decide_async(&self, tx: &mut dyn StoreTx, id: usize, epoch: usize) -> Result<usize> {
+        let members = tx.members()?;
+        let results = tx.results()?;
+        let slack = self.cfg.slack;
+        let peers: Vec<(&Member, f64)> = members
+            .iter()
+            .filter(|m| {
+                m.status != Status::Done
+                    && m.pending.is_none()
+                    && m.epoch > 0
+                    && m.epoch + slack >= epoch
+                    && m.epoch <= epoch + slack
+            })
+            .filter_map(|m| reward_at(&results, m.id, m.epoch).map(|r| (m, r)))
+            .collect();
+        let Some(me) = peers.iter().position(|(m, _)| m.id == id) else {
+            return Ok(0);
+        };
+        if peers.len() < 2 {
+            return Ok(0);
+        }
+        let scores: Vec<MemberScore> = peers
+            .iter()
+            .map(|(m, r)| MemberScore {
+                member: m.id,
+                reward: *r,
+                genes: m.genes.clone(),
+            })
+            .collect();
+        let mut rng = self
+            .cfg
+            .seed
+            .child("decide")
+            .index(epoch as u64)
+            .index(id as u64)
+            .rng();
+        let decisions = self.strategy.decide(
+            DecideCtx {
+                epoch,
+                epochs: self.cfg.epochs,
+            },
+            &scores,
+            self.space,
+            &mut rng,
+        );
+        self.check_decisions(&scores, &decisions)?;
+        let Decision::Exploit { donor, genes } = &decisions[me] else {
+            return Ok(0);
+        };
+        let di = peers
+            .iter()
+            .position(|(m, _)| m.id == *donor)
+            .expect("checked");
+        let (target, donor_m) = (peers[me].0, peers[di].0);
+        let (t, ev) = exploited(
+            target,
+            donor_m,
+            epoch,
+            donor_m.epoch,
+            genes.clone(),
+            scores[me].reward,
+            scores[di].reward,
+        );
+        tx.put_member(&t)?;
+        tx.add_event(&ev)?;
+        Ok(1)
+    }
+
+    fn check_decisions(&self, scores: &[MemberScore], decisions: &[Decision]) -> Result<()> {
+        let bad = |m: String| {
+            Err(Error::Invalid(format!(
+                "search strategy `{}`: {m}",
+                self.cfg.strategy_name
+            )))
+        };
+        if decisions.len() != scores.len() {
+            return bad(format!(
+                "{} decisions for {} members",
+                decisions.len(),
+                scores.len()
+            ));
+        }
+        for (s, d) in scores.iter().zip(decisions) {
+            if let Decision::Exploit { donor, genes } = d {
+                if *donor == s.member || !scores.iter().any(|x| x.member == *donor) {
+                    return bad(format!(
+                        "member {} cannot copy member {donor} (not a ranked peer)",
+                        s.member
+                    ));
+                }
+                if let Err(e) = check_genes(self.space, genes) {
+                    return bad(format!("explored policy of member {}: {e}", s.member));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the checkpoints no one needs any more (older than a member's latest and not
+    /// the source of a pending exploit) from the store and returns them for deletion.
+    pub fn collect_garbage(&self) -> Result<Vec<CheckpointRef>> {
+        transact(self.store, |tx| {
+            let members = tx.members()?;
+            let all = tx.checkpoints()?;
+            let mut latest: BTreeMap<usize, usize> = BTreeMap::new();
+            for c in &all {
+                let e = latest.entry(c.member).or_insert(c.epoch);
+                *e = (*e).max(c.epoch);
+            }
+            let needed = |c: &CheckpointRef| {
+                latest.get(&c.member) == Some(&c.epoch)
+                    || members.iter().any(|m| {
+                        m.pending.is_some_and(|p| {
+                            (p.donor == c.member && p.donor_epoch == c.epoch)
+                                || (m.id == c.member && p.own_epoch == c.epoch)
+                        })
+                    })
+            };
+            let mut dropped = Vec::new();
+            for c in all {
+                if !needed(&c) {
+                    tx.delete_checkpoint(c.member, c.epoch)?;
+                    dropped.push(c);
+                }
+            }
+            Ok(dropped)
+        })
+    }
+
+    /// Everything the store holds.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let base = self.wall_base;
+        let (members, results, events, stored) = transact(self.store, |tx| {
+            Ok((
+                tx.members()?,
+                tx.results()?,
+                tx.events()?,
+                tx.meta("wall_seconds")?.and_then(|w| w.parse::<f64>().ok()),
+            ))
+        })?;
+        Ok(Snapshot {
+            members,
+            results,
+            events,
+            wall_seconds: stored.unwrap_or(base).max(self.wall_seconds()),
+        })
+    }
+}
+
+/// `target` after it takes over `donor`'s state after `donor_epoch` epochs, at its own
+/// `epoch`, with `genes`; and the event that records it.
+fn exploited(
+    target: &Member,
+    donor: &Member,
+    epoch: usize,
+    donor_epoch: usize,
+    genes: Vec<i64>,
+    reward: f64,
+    donor_reward: f64,
+) -> (Member, Event) {
+    let mut t = target.clone();
+    t.log = inherit_log(
+        &donor.log,
+        t.id,
+        donor.id,
+        epoch,
+        donor_epoch,
+        &donor.genes,
+        &genes,
+    );
+    t.lineage = donor.lineage.inherit(donor_epoch, genes.clone());
+    t.pending = Some(Pending {
+        donor: donor.id,
+        donor_epoch,
+        own_epoch: target.epoch,
+    });
+    t.genes = genes.clone();
+    t.epoch = donor_epoch;
+    let ev = Event {
+        seq: 0,
+        member: target.id,
+        donor: donor.id,
+        epoch,
+        donor_epoch,
+        old_genes: target.genes.clone(),
+        donor_genes: donor.genes.clone(),
+        new_genes: genes,
+        reward,
+        donor_reward,
+    };
+    (t, ev)
+}
+
+/// Trains, publishes and copies members' states: the search's side effects outside the
+/// store.
+pub trait Trials: Sync {
+    /// Trains `member` from its saved state (or from scratch) up to `to` epochs with its
+    /// current lineage; returns one row per epoch trained in `(member.epoch, to]`. Returns
+    /// `Error::Interrupted` (state saved) when `halt` is set.
+    fn train(&self, member: &Member, to: usize, halt: &AtomicBool) -> Result<Vec<ResultRow>>;
+    /// Publishes `member`'s state after `epoch` epochs as an immutable checkpoint
+    /// (idempotent).
+    fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef>;
+    /// Makes `member` continue from `donor` (idempotent); `own` is its own checkpoint,
+    /// which it keeps the optimizer state or buffers from when `plan` copies weights only.
+    fn exploit(
+        &self,
+        member: usize,
+        donor: &CheckpointRef,
+        own: Option<&CheckpointRef>,
+        plan: &SearchPlan,
+    ) -> Result<()>;
+    /// Deletes a checkpoint the store no longer references.
+    fn discard(&self, ckpt: &CheckpointRef) -> Result<()>;
+    /// A progress line.
+    fn log(&self, line: &str);
+}
+
+/// Wakes waiting workers when something changed in the store (a hint: they re-read it).
+#[derive(Default)]
+struct Wake {
+    generation: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Wake {
+    fn current(&self) -> u64 {
+        *self.generation.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        *self.generation.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cv.notify_all();
+    }
+
+    fn wait_change(&self, seen: u64, timeout: Duration) {
+        let g = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .cv
+            .wait_timeout_while(g, timeout, |g| *g == seen)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Runs `workers` worker threads until every member is done. `interrupted` (the user's
+/// Ctrl-C) stops them after they save; a failing worker stops the others.
+pub fn run_workers(
+    pop: &Population<'_>,
+    trials: &dyn Trials,
+    workers: usize,
+    interrupted: &AtomicBool,
+) -> Result<()> {
+    let halt = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let wake = Wake::default();
+    let session = format!(
+        "{}-{}",
+        std::process::id(),
+        now_ms() // distinguishes this session's leases from a killed one's
+    );
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers.max(1))
+            .map(|w| {
+                let owner = format!("{session}-w{w}");
+                let (halt, wake) = (&halt, &wake);
+                s.spawn(move || {
+                    // A panicking trainer (libtorch errors surface as panics in tch) must not
+                    // leave the others waiting for its member: it stops the search like an
+                    // error, its lease left behind as a kill would leave it.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        worker(pop, trials, &owner, halt, wake)
+                    }))
+                    .unwrap_or_else(|p| {
+                        let what = p
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_default();
+                        Err(Error::Invalid(format!("a search worker panicked: {what}")))
+                    });
+                    if r.is_err() {
+                        halt.store(true, Ordering::SeqCst);
+                    }
+                    wake.notify();
+                    r
+                })
+            })
+            .collect();
+        let (halt_ref, done_ref, wake_ref) = (&halt, &done, &wake);
+        s.spawn(move || {
+            while !done_ref.load(Ordering::SeqCst) {
+                if interrupted.load(Ordering::SeqCst) && !halt_ref.load(Ordering::SeqCst) {
+                    halt_ref.store(true, Ordering::SeqCst);
+                    wake_ref.notify();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let out = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a search worker panicked".into())))
+            })
+            .collect();
+        done.store(true, Ordering::SeqCst);
+        out
+    });
+    // A real failure wins over the interrupts it caused in the other workers.
+    let mut interrupted_err = None;
+    for r in results {
+        match r {
+            Ok(()) => {}
+            Err(Error::Interrupted) => interrupted_err = Some(Error::Interrupted),
+            Err(e) => return Err(e),
+        }
+    }
+    match interrupted_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn worker(
+    pop: &Population<'_>,
+    trials: &dyn Trials,
+    owner: &str,
+    halt: &AtomicBool,
+    wake: &Wake,
+) -> Result<()> {
+    loop {
+        if halt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        let seen = wake.current();
+        match pop.claim(owner)? {
+            Claim::Finished => return Ok(()),
+            Claim::Wait => wake.wait_change(seen, Duration::from_millis(250)),
+            Claim::Member(m) => {
+                let id = m.id;
+                let r = step(pop, trials, owner, m, halt);
+                if r.is_err() {
+                    let _ = pop.release(id, owner);
+                }
+                wake.notify();
+                r?;
+            }
+        }
+    }
+}
+
+/// One claimed member: apply a pending exploit, train to the next point, publish, report.
+fn step(
+    pop: &Population<'_>,
+    trials: &dyn Trials,
+    owner: &str,
+    mut m: Member,
+    halt: &AtomicBool,
+) -> Result<()> {
+    if let Some(p) = m.pending {
+        let (donor, own) = pop.pending_checkpoints(m.id, &p)?;
+        trials.exploit(m.id, &donor, own.as_ref(), &pop.cfg.plan)?;
+        if !pop.applied(m.id, owner)? {
+            return Ok(());
+        }
+        m.pending = None;
+    }
+    let to = pop.next_stop(m.epoch);
+    let rows = with_heartbeat(pop, m.id, owner, || trials.train(&m, to, halt))?;
+    let ckpt = trials.publish(m.id, to)?;
+    match pop.report(m.id, owner, &rows, &ckpt)? {
+        Reported::Recorded { exploits } => {
+            let reward = rows.iter().rev().find(|r| r.epoch == to).map(|r| r.reward);
+            trials.log(&format!(
+                "member {} reported epoch {to}/{}: reward {:.4}{}",
+                m.id,
+                pop.cfg.epochs,
+                reward.unwrap_or(f64::NAN),
+                if exploits > 0 {
+                    format!("; {exploits} members exploit a top member")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        Reported::LostLease => trials.log(&format!(
+            "warning: member {}: lease lost while training; result dropped",
+            m.id
+        )),
+    }
+    for c in pop.collect_garbage()? {
+        trials.discard(&c)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` while a thread renews the lease at a third of its length.
+fn with_heartbeat<T>(
+    pop: &Population<'_>,
+    id: usize,
+    owner: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let stop = (Mutex::new(false), Condvar::new());
+    let period = pop.cfg.lease / 3;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let (g, timeout) = stop
+                    .1
+                    .wait_timeout_while(stopped, period, |s| !*s)
+                    .unwrap_or_else(|e| e.into_inner());
+                stopped = g;
+                if *stopped {
+                    return;
+                }
+                if timeout.timed_out() && !pop.renew(id, owner).unwrap_or(false) {
+                    return;
+                }
+            }
+        });
+        // Stops the heartbeat however `f` ends (a panic too: the scope waits for it).
+        struct Stop<'s>(&'s (Mutex<bool>, Condvar));
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                self.0 .1.notify_all();
+            }
+        }
+        let _stop = Stop(&stop);
+        f()
+    })
+}
+
+#[cfg(test)]
+mod tests;

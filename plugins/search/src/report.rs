@@ -1,0 +1,295 @@
+//! A finished search's outputs, all derived from the store:
+//!
+//! ```text
+//! schedule.json              the best member's lineage (rolekd-schedule/1), `${stage.schedule}`
+//! schedule.png               its plot (per-op probability and magnitude over epochs)
+//! rewards.png                every member's reward over epochs, exploits marked
+//! results.jsonl              one line per member and epoch: reward (val acc), train acc, loss
+//! members.json               per member: final reward, exploits, lineage
+//! trials/<k>/schedule.json   every member's lineage
+//! pba/pbt_policy_<k>.txt     PBA's per-member logs; pba/pbt_global.txt every exploit
+//! ```
+
+use crate::lineage::{log_text, PbaLogLine};
+use crate::population::Snapshot;
+use crate::space::SearchSpace;
+use crate::store::Event;
+use crate::trials::trial_dir;
+use rolekd_augment::plot::{Canvas, OP_COLOURS};
+use rolekd_core::rundir::{write_atomic, write_json};
+use rolekd_core::{Error, Result};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Outputs (paths relative to the stage directory) and summary numbers.
+pub struct Written {
+    pub outputs: BTreeMap<String, String>,
+    pub summary: BTreeMap<String, f64>,
+    pub best: usize,
+}
+
+/// The global log line of an exploit (the line appended to the member's log).
+pub fn event_line(e: &Event) -> PbaLogLine {
+    PbaLogLine {
+        target: e.member,
+        clone: e.donor,
+        target_iter: e.epoch,
+        clone_iter: e.donor_epoch,
+        old: e.donor_genes.clone(),
+        new: e.new_genes.clone(),
+    }
+}
+
+/// Writes every output of a finished search into `dir`.
+pub fn write_outputs(
+    dir: &Path,
+    snap: &Snapshot,
+    space: &dyn SearchSpace,
+    epochs: usize,
+) -> Result<Written> {
+    let best = snap
+        .best(epochs)
+        .ok_or_else(|| Error::Invalid("the search has no members".into()))?;
+    let pba = dir.join("pba");
+    for m in &snap.members {
+        space.write_schedule(
+            &m.lineage,
+            epochs,
+            &trial_dir(dir, m.id).join("schedule.json"),
+        )?;
+        write_atomic(
+            &pba.join(format!("pbt_policy_{}.txt", m.id)),
+            log_text(&m.log).as_bytes(),
+        )?;
+    }
+    let global: Vec<PbaLogLine> = snap.events.iter().map(event_line).collect();
+    write_atomic(&pba.join("pbt_global.txt"), log_text(&global).as_bytes())?;
+
+    let bm = snap
+        .members
+        .iter()
+        .find(|m| m.id == best)
+        .expect("best is a member");
+    space.write_schedule(&bm.lineage, epochs, &dir.join("schedule.json"))?;
+    space.plot(&bm.lineage, epochs, &dir.join("schedule.png"))?;
+    write_atomic(
+        &dir.join("rewards.png"),
+        &rewards_plot(snap, epochs).to_png(),
+    )?;
+
+    let mut lines = String::new();
+    for r in &snap.results {
+        lines.push_str(&serde_json::to_string(r).expect("serialises"));
+        lines.push('\n');
+    }
+    write_atomic(&dir.join("results.jsonl"), lines.as_bytes())?;
+    let members: Vec<serde_json::Value> = snap
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "member": m.id,
+                "final_reward": snap.reward_at(m.id, epochs),
+                "best_reward": snap.results.iter().filter(|r| r.member == m.id)
+                    .map(|r| r.reward).fold(f64::NAN, f64::max),
+                "exploited": snap.events.iter().filter(|e| e.member == m.id).count(),
+                "donated": snap.events.iter().filter(|e| e.donor == m.id).count(),
+                "policy_changes": m.lineage.changes(),
+                "genes": m.genes,
+            })
+        })
+        .collect();
+    write_json(
+        &dir.join("members.json"),
+        &json!({"best": best, "epochs": epochs, "members": members}),
+    )?;
+
+    let final_reward = snap.reward_at(best, epochs).unwrap_or(f64::NAN);
+    let mut summary = BTreeMap::new();
+    summary.insert("best_val_acc".to_string(), final_reward);
+    summary.insert("final_val_acc".to_string(), final_reward);
+    summary.insert("best_member".to_string(), best as f64);
+    summary.insert("search_seconds".to_string(), snap.wall_seconds);
+    summary.insert("exploits".to_string(), snap.events.len() as f64);
+    summary.insert("population".to_string(), snap.members.len() as f64);
+    let mut outputs = BTreeMap::new();
+    for (k, v) in [
+        ("schedule", "schedule.json".to_string()),
+        ("schedule_plot", "schedule.png".to_string()),
+        ("rewards", "rewards.png".to_string()),
+        ("results", "results.jsonl".to_string()),
+        ("pba_log", format!("pba/pbt_policy_{best}.txt")),
+        ("checkpoint", format!("trials/{best}/checkpoint")),
+    ] {
+        outputs.insert(k.to_string(), v);
+    }
+    Ok(Written {
+        outputs,
+        summary,
+        best,
+    })
+}
+
+const WHITE: [u8; 3] = [255, 255, 255];
+const BLACK: [u8; 3] = [0, 0, 0];
+const GRID: [u8; 3] = [228, 228, 228];
+const LINK: [u8; 3] = [150, 150, 150];
+
+/// Draws a line with Bresenham's algorithm, `width` pixels thick.
+fn line(c: &mut Canvas, (x0, y0): (i64, i64), (x1, y1): (i64, i64), col: [u8; 3], width: i64) {
+    let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+    let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+    let (mut x, mut y, mut err) = (x0, y0, dx + dy);
+    loop {
+        for ox in 0..width {
+            for oy in 0..width {
+                let (px, py) = (x + ox - width / 2, y + oy - width / 2);
+                if px >= 0 && py >= 0 {
+                    c.set(px as usize, py as usize, col);
+                }
+            }
+        }
+        if x == x1 && y == y1 {
+            break;
+        }
+        let e2 = 2 * err;
+        if e2 >= dy {
+            err += dy;
+            x += sx;
+        }
+        if e2 <= dx {
+            err += dx;
+            y += sy;
+        }
+    }
+}
+
+/// An X marker of half-size `r`.
+fn cross(c: &mut Canvas, (x, y): (i64, i64), r: i64, col: [u8; 3]) {
+    line(c, (x - r, y - r), (x + r, y + r), col, 2);
+    line(c, (x - r, y + r), (x + r, y - r), col, 2);
+}
+
+/// Member `k`'s colour.
+pub fn member_colour(k: usize) -> [u8; 3] {
+    OP_COLOURS[k % OP_COLOURS.len()]
+}
+
+/// Every member's reward (validation accuracy) over epochs. After an exploit a member's
+/// line continues from its donor's point (the state it took over); the exploit is an X at
+/// the member's own reward, joined to the donor's point by a grey line.
+pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
+    let (w, h) = (900usize, 520usize);
+    let (left, top, pw, ph) = (70i64, 40i64, 640i64, 400i64);
+    let mut c = Canvas::new(w, h, WHITE);
+    let rewards: Vec<f64> = snap
+        .results
+        .iter()
+        .map(|r| r.reward)
+        .filter(|r| r.is_finite())
+        .collect();
+    let (mut lo, mut hi) = rewards
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| {
+            (a.min(r), b.max(r))
+        });
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(0.005);
+    lo = (lo - pad).max(0.0);
+    hi = (hi + pad).min(1.0).max(lo + 0.01);
+    let epochs = epochs.max(1);
+    let px = |e: usize| left + (e as i64 * pw) / epochs as i64;
+    let py = |r: f64| top + ph - ((r - lo) / (hi - lo) * ph as f64).round() as i64;
+    // Grid, axes and labels.
+    for k in 0..=5 {
+        let v = lo + (hi - lo) * k as f64 / 5.0;
+        let y = py(v);
+        line(&mut c, (left, y), (left + pw, y), GRID, 1);
+        let label = format!("{v:.3}");
+        c.text(
+            (left as usize).saturating_sub(Canvas::text_width(&label, 2) + 6),
+            (y - 5).max(0) as usize,
+            &label,
+            2,
+            BLACK,
+        );
+    }
+    let step = epochs.div_ceil(10).max(1);
+    for e in (0..=epochs).step_by(step) {
+        let x = px(e);
+        line(&mut c, (x, top), (x, top + ph), GRID, 1);
+        let label = e.to_string();
+        c.text(
+            (x as usize).saturating_sub(Canvas::text_width(&label, 2) / 2),
+            (top + ph + 8) as usize,
+            &label,
+            2,
+            BLACK,
+        );
+    }
+    line(&mut c, (left, top + ph), (left + pw, top + ph), BLACK, 1);
+    line(&mut c, (left, top), (left, top + ph), BLACK, 1);
+    c.text(
+        left as usize,
+        12,
+        "REWARD (VAL ACC) PER MEMBER, X = EXPLOIT",
+        2,
+        BLACK,
+    );
+    c.text(
+        (left + pw / 2) as usize - Canvas::text_width("EPOCH", 2) / 2,
+        (top + ph + 26) as usize,
+        "EPOCH",
+        2,
+        BLACK,
+    );
+
+    for m in &snap.members {
+        let col = member_colour(m.id);
+        let mut rows: Vec<(usize, f64)> = snap
+            .results
+            .iter()
+            .filter(|r| r.member == m.id && r.reward.is_finite())
+            .map(|r| (r.epoch, r.reward))
+            .collect();
+        rows.dedup_by_key(|r| r.0);
+        let mut prev: Option<(i64, i64)> = None;
+        for (epoch, reward) in rows {
+            let p = (px(epoch), py(reward));
+            if let Some(q) = prev {
+                line(&mut c, q, p, col, 2);
+            }
+            prev = Some(p);
+            // An exploit here: the line goes on from the donor's point.
+            if let Some(ev) = snap
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.member == m.id && e.epoch == epoch)
+            {
+                let d = (px(ev.donor_epoch), py(ev.donor_reward));
+                line(&mut c, p, d, LINK, 1);
+                prev = Some(d);
+            }
+        }
+    }
+    for ev in &snap.events {
+        cross(
+            &mut c,
+            (px(ev.epoch), py(ev.reward)),
+            5,
+            member_colour(ev.member),
+        );
+    }
+    // Legend.
+    let lx = (left + pw + 30) as usize;
+    for (i, m) in snap.members.iter().enumerate().take(24) {
+        let y = top as usize + i * 18;
+        c.fill(lx, y, lx + 12, y + 12, member_colour(m.id));
+        c.text(lx + 20, y + 1, &format!("M{}", m.id), 2, BLACK);
+    }
+    c
+}

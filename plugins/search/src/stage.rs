@@ -1,0 +1,413 @@
+//! The `search` stage kind: a population search for one role's augmentation schedule.
+//!
+//! ```yaml
+//! teacher_search:
+//!   kind: search
+//!   role: teacher                 # teacher: trials train alone; student: distilled (trial.teacher)
+//!   train_size: 4000              # the search re-splits the pipeline's training split
+//!   val_size: 46000               #   (seeded): trials train on 4000, the reward is val acc
+//!   workers: 2                    # members trained at once (threads), the rest time-sliced
+//!   sync: true                    # decide at a point once every member reported it
+//!   strategy: {type: pba, population: 16, interval: 3, quantile: 0.25}
+//!   trial:                        # a `train` (teacher) or `distill` (student) mapping
+//!     model: {type: resnet-cifar, depth: 20}
+//!     epochs: 200
+//! ```
+//!
+//! Trials train with `pba-schedule` pointed at their own lineage (the trial's `augment`
+//! may give the finishing options: pad, crop_offsets, flip, cutout). libtorch's intra-op
+//! threads are process-wide: while the stage runs they are split between the workers
+//! (`max(1, threads / workers)`, threads being libtorch's default, one per core or
+//! `OMP_NUM_THREADS`), and restored afterwards.
+
+use crate::population::{run_workers, Population, SearchConfig};
+use crate::report::write_outputs;
+use crate::space::{self, check_genes, SearchSpace};
+use crate::store::sqlite::SqliteStore;
+use crate::trials::{buffer_names, trial_dir, TrainerTrials};
+use rand::seq::SliceRandom;
+use rolekd_core::artifact::ArtifactKind;
+use rolekd_core::config::Params;
+use rolekd_core::plugin::data::Dataset;
+use rolekd_core::plugin::search::{SearchPlan, SearchStrategy};
+use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::rng::Seed;
+use rolekd_core::trainer::TrainSpec;
+use rolekd_core::yaml::Value;
+use rolekd_core::{register_plugin, registry, Error, Result};
+use rolekd_stages::training::build_spec;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which role a search finds a schedule for.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Trials train the model alone (cross-entropy); the reward is its validation accuracy.
+    Teacher,
+    /// Trials distil the student from the frozen `trial.teacher`; the reward is the
+    /// student's validation accuracy.
+    Student,
+}
+
+/// Fields of a `search` stage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `trial` and `strategy` are read through `Params` to keep their locations
+struct SearchParams {
+    /// `teacher` (trials are `train` mappings) or `student` (`distill` mappings).
+    role: Role,
+    /// One member's training: a `train` mapping (role teacher) or a `distill` mapping with
+    /// `teacher: ${teacher.checkpoint}` (role student).
+    trial: Value,
+    /// `{type: pba, population: 16, interval: 3, quantile: 0.25, copy_optimizer: true}`
+    /// (default `{type: pba}`), `{type: random, population: 8}`, `{type: grid, values: ..}`.
+    #[serde(default)]
+    strategy: Option<Value>,
+    /// The policy space (`pba`: PBA's 60 genes).
+    #[serde(default = "default_space")]
+    space: String,
+    /// Training images of the search's split (default: all the validation images leave).
+    #[serde(default)]
+    train_size: Option<usize>,
+    /// Validation images of the search's split, the reward (default: a fifth).
+    #[serde(default)]
+    val_size: Option<usize>,
+    /// Members trained at once, on threads; more members than workers are time-sliced.
+    #[serde(default = "default_workers")]
+    workers: usize,
+    /// Decide at a perturbation point only once every member has reported it (the result
+    /// is then independent of worker count and timing); `false`: PBT's asynchronous mode.
+    #[serde(default = "yes")]
+    sync: bool,
+    /// `sync: false` only: rank a member among those within this many epochs of it
+    /// (default: the interval).
+    #[serde(default)]
+    slack: Option<usize>,
+    /// Seconds a worker's claim on a member lasts without renewal (renewed while training).
+    #[serde(default = "default_lease")]
+    lease_seconds: u64,
+    /// Keep every member's training state when the search is done (default: deleted; the
+    /// members' final checkpoints stay).
+    #[serde(default)]
+    keep_states: bool,
+}
+
+fn default_space() -> String {
+    "pba".into()
+}
+fn default_workers() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_lease() -> u64 {
+    600
+}
+
+struct SearchStage {
+    params: Params,
+    role: Role,
+    spec: TrainSpec,
+    augment: Option<Params>,
+    strategy: Box<dyn SearchStrategy>,
+    strategy_name: String,
+    plan: SearchPlan,
+    space: Box<dyn SearchSpace>,
+    train_size: Option<usize>,
+    val_size: Option<usize>,
+    workers: usize,
+    sync: bool,
+    slack: usize,
+    lease: Duration,
+    keep_states: bool,
+}
+
+fn build(params: &Params) -> Result<Box<dyn Stage>> {
+    let p: SearchParams = params.parse()?;
+    let trial = params.get("trial").expect("parsed");
+    if trial.value().as_mapping().is_none() {
+        return Err(trial
+            .error("expected a `train` or `distill` mapping (model, epochs, ...)")
+            .into());
+    }
+    let student = p.role == Role::Student;
+    if !student {
+        if let Some(f) = ["teacher", "teacher_view", "teacher_augment"]
+            .iter()
+            .find(|f| trial.get(f).is_some())
+        {
+            return Err(trial
+                .child_error(f, "a `role: teacher` search trains its trials alone; a teacher belongs to `role: student`")
+                .into());
+        }
+    }
+    let spec = build_spec(&trial, student)?;
+    if spec.train_on_val_too {
+        return Err(trial
+            .child_error(
+                "train_on",
+                "search trials train on the search's training split only",
+            )
+            .into());
+    }
+    let space = space::by_name(&p.space).ok_or_else(|| {
+        params.child_error(
+            "space",
+            format!(
+                "unknown policy space `{}`; known: {}",
+                p.space,
+                space::SPACES.join(", ")
+            ),
+        )
+    })?;
+    let augment = trial.get("augment").filter(|a| !a.value().is_null());
+    space.check_augment(augment.as_ref())?;
+
+    let strategy_p = params
+        .get("strategy")
+        .filter(|s| !s.value().is_null())
+        .unwrap_or_else(|| Params::from_yaml("{type: pba}").expect("static"));
+    let strategy_name = strategy_p.type_name()?;
+    let factory = registry::search_strategy(&strategy_name).map_err(|e| {
+        let at = strategy_p.get("type").unwrap_or_else(|| strategy_p.clone());
+        at.error(e.to_string())
+    })?;
+    let strategy = factory(&strategy_p)?;
+    let plan = strategy.plan();
+    if plan.population == 0 || plan.interval == 0 {
+        return Err(strategy_p
+            .error("a strategy needs at least one member and an interval of at least 1")
+            .into());
+    }
+    // Initial policies are cheap: draw them now so a bad grid is reported before training.
+    for k in 0..plan.population {
+        let genes = strategy.initial(k, space.as_ref(), &mut Seed(0).index(k as u64).rng())?;
+        check_genes(space.as_ref(), &genes)
+            .map_err(|e| strategy_p.error(format!("initial policy of member {k}: {e}")))?;
+    }
+    if p.workers == 0 {
+        return Err(params.child_error("workers", "must be at least 1").into());
+    }
+    if p.sync && p.slack.is_some() {
+        return Err(params
+            .child_error("slack", "only used with `sync: false`")
+            .into());
+    }
+    if p.lease_seconds < 3 {
+        return Err(params
+            .child_error("lease_seconds", "must be at least 3")
+            .into());
+    }
+    for (key, v) in [("train_size", p.train_size), ("val_size", p.val_size)] {
+        if v == Some(0) {
+            return Err(params.child_error(key, "must be at least 1").into());
+        }
+    }
+    Ok(Box::new(SearchStage {
+        params: params.clone(),
+        role: p.role,
+        spec,
+        augment,
+        strategy_name,
+        slack: p.slack.unwrap_or(plan.interval),
+        plan,
+        strategy,
+        space,
+        train_size: p.train_size,
+        val_size: p.val_size,
+        workers: p.workers,
+        sync: p.sync,
+        lease: Duration::from_secs(p.lease_seconds),
+        keep_states: p.keep_states,
+    }))
+}
+
+/// libtorch's intra-op threads split between workers while alive; restored on drop.
+struct IntraOpThreads(i32);
+
+impl IntraOpThreads {
+    fn split(workers: usize) -> IntraOpThreads {
+        let before = tch::get_num_threads();
+        let share = (before.max(1) as usize / workers.max(1)).max(1);
+        tch::set_num_threads(share as i32);
+        IntraOpThreads(before)
+    }
+}
+
+impl Drop for IntraOpThreads {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
+}
+
+impl SearchStage {
+    /// The search's own split of the pipeline's training split: a seeded permutation, the
+    /// first `train_size` images to train on and the next `val_size` to validate on.
+    fn split(&self, data: &Dataset, seed: Seed) -> Result<Dataset> {
+        let n = data.train.len();
+        let val = self.val_size.unwrap_or_else(|| (n / 5).max(1));
+        let train = self.train_size.unwrap_or(n.saturating_sub(val));
+        if train == 0 || train + val > n {
+            let key = if self.train_size.is_some() {
+                "train_size"
+            } else {
+                "val_size"
+            };
+            return Err(self
+                .params
+                .child_error(
+                    key,
+                    format!(
+                        "train_size {train} + val_size {val} need {} images, the pipeline's training split has {n}",
+                        train + val
+                    ),
+                )
+                .into());
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut seed.rng());
+        Ok(Dataset {
+            name: format!("{} (search split)", data.name),
+            train: Arc::new(data.train.subset(&order[..train])),
+            val: Arc::new(data.train.subset(&order[train..train + val])),
+            test: data.test.clone(),
+            classes: data.classes.clone(),
+            mean: data.mean.clone(),
+            std: data.std.clone(),
+        })
+    }
+}
+
+impl Stage for SearchStage {
+    fn outputs(&self) -> Vec<OutputDecl> {
+        vec![
+            OutputDecl {
+                name: "schedule",
+                kind: ArtifactKind::Schedule,
+            },
+            OutputDecl {
+                name: "checkpoint",
+                kind: ArtifactKind::Checkpoint,
+            },
+            OutputDecl {
+                name: "rewards",
+                kind: ArtifactKind::Report,
+            },
+            OutputDecl {
+                name: "schedule_plot",
+                kind: ArtifactKind::Report,
+            },
+            OutputDecl {
+                name: "results",
+                kind: ArtifactKind::Report,
+            },
+            OutputDecl {
+                name: "pba_log",
+                kind: ArtifactKind::Report,
+            },
+        ]
+    }
+
+    fn run(&self, ctx: &StageCtx<'_>) -> Result<StageResult> {
+        let data = (ctx.data)()?;
+        let search_seed = ctx.seed.child("search");
+        let sdata = Arc::new(self.split(&data, search_seed.child("split"))?);
+        ctx.progress.log(&format!(
+            "{}: {:?} search, {} members x {} epochs (interval {}), {} {}, {} train / {} val images, {} worker(s)",
+            ctx.name,
+            self.role,
+            self.plan.population,
+            self.spec.epochs,
+            self.plan.interval,
+            self.strategy_name,
+            if self.sync { "sync" } else { "async" },
+            sdata.train.len(),
+            sdata.val.len(),
+            self.workers
+        ));
+        let store = SqliteStore::open(&ctx.dir.join("population.sqlite"))?;
+        let mut pop = Population::new(
+            &store,
+            self.strategy.as_ref(),
+            self.space.as_ref(),
+            SearchConfig {
+                epochs: self.spec.epochs,
+                plan: self.plan.clone(),
+                sync: self.sync,
+                slack: self.slack,
+                lease: self.lease,
+                seed: search_seed,
+                strategy_name: self.strategy_name.clone(),
+            },
+        );
+        if let Some(r) = pop.init()? {
+            ctx.progress.log(&format!(
+                "{}: resuming the search: {} results recorded, {} of {} members done, {} lease(s) reclaimed",
+                ctx.name, r.results, r.members_done, self.plan.population, r.leases_dropped
+            ));
+        }
+        let buffers = if self.plan.copy_buffers {
+            Default::default()
+        } else {
+            buffer_names(&self.spec, &sdata)?
+        };
+        let trials = TrainerTrials {
+            spec: self.spec.clone(),
+            augment: self.augment.clone(),
+            space: self.space.as_ref(),
+            dir: ctx.dir.clone(),
+            seed: search_seed,
+            device: ctx.device,
+            data: sdata.clone(),
+            progress: ctx.progress,
+            label: ctx.name.to_string(),
+            buffers,
+        };
+        {
+            let _threads = IntraOpThreads::split(self.workers);
+            run_workers(&pop, &trials, self.workers, ctx.interrupted)?;
+        }
+        let snap = pop.snapshot()?;
+        let written = write_outputs(&ctx.dir, &snap, self.space.as_ref(), self.spec.epochs)?;
+        if !self.keep_states {
+            remove_states(&ctx.dir, self.plan.population)?;
+        }
+        ctx.progress.log(&format!(
+            "{}: best member {} (val acc {:.4}), {} exploits, {:.0}s",
+            ctx.name,
+            written.best,
+            written.summary["best_val_acc"],
+            snap.events.len(),
+            snap.wall_seconds
+        ));
+        Ok(StageResult {
+            outputs: written.outputs,
+            summary: written.summary,
+        })
+    }
+}
+
+/// Deletes the published checkpoints and the members' per-epoch states (their final
+/// checkpoints stay).
+fn remove_states(dir: &std::path::Path, population: usize) -> Result<()> {
+    let mut dirs = vec![dir.join("checkpoints")];
+    dirs.extend((0..population).map(|k| trial_dir(dir, k).join("state")));
+    for d in dirs {
+        match std::fs::remove_dir_all(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&d, e)),
+        }
+    }
+    Ok(())
+}
+
+register_plugin!(
+    Stage,
+    "search",
+    "Population search (PBA) for one role's augmentation schedule: role teacher|student, trial, strategy, workers, sync",
+    build
+);

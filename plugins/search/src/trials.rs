@@ -1,0 +1,230 @@
+//! Members trained by the core trainer. Member `k` lives in `trials/<k>/` (the trainer's
+//! `state/`, `metrics.jsonl`, final `checkpoint/`, and `schedule.json`: its lineage so far,
+//! the current policy extended to the end, which the trial's `pba-schedule` entry reads).
+//! Published states are hard links (copies across file systems) of the trainer's epoch
+//! files in `checkpoints/<k>/epoch-<e>/`: the trainer only ever renames new files into
+//! place and deletes old epochs, so a published state never changes.
+
+use crate::population::Trials;
+use crate::space::SearchSpace;
+use crate::store::{CheckpointRef, Member, ResultRow};
+use rolekd_core::checkpoint::{read_tensors, write_tensors};
+use rolekd_core::config::Params;
+use rolekd_core::plugin::data::Dataset;
+use rolekd_core::plugin::search::SearchPlan;
+use rolekd_core::progress::Progress;
+use rolekd_core::rng::Seed;
+use rolekd_core::rundir::{file_sha256, read_json, write_json};
+use rolekd_core::trainer::state::{copy_epoch_state, EpochState};
+use rolekd_core::trainer::{self, read_metrics, TrainCtx, TrainSpec};
+use rolekd_core::{Error, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use tch::Device;
+
+const WEIGHTS: &str = "weights.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const STATE: &str = "state.json";
+
+/// Trains members with [`trainer::train`].
+pub struct TrainerTrials<'a> {
+    /// The trial as its `train`/`distill` mapping describes it.
+    pub spec: TrainSpec,
+    /// The trial's own augmentation entry (finishing options), if any.
+    pub augment: Option<Params>,
+    pub space: &'a dyn SearchSpace,
+    /// The stage directory.
+    pub dir: PathBuf,
+    /// The search's stream; member `k` trains with `seed / k`.
+    pub seed: Seed,
+    pub device: Device,
+    /// The search's split (train / val).
+    pub data: Arc<Dataset>,
+    pub progress: &'a Progress,
+    /// The stage's name, for log lines.
+    pub label: String,
+    /// Names of the trained model's non-trainable variables (BatchNorm statistics), kept
+    /// from the member itself when an exploit copies weights only.
+    pub buffers: BTreeSet<String>,
+}
+
+/// A member's directory.
+pub fn trial_dir(stage_dir: &Path, member: usize) -> PathBuf {
+    stage_dir.join("trials").join(member.to_string())
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// Hard-links `from` to `to`, copying when linking is impossible.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map_err(io(from))?;
+    }
+    Ok(())
+}
+
+fn remove_dir_if_exists(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+impl TrainerTrials<'_> {
+    /// The spec member `member` trains with up to `to` epochs.
+    pub fn member_spec(&self, schedule_file: &Path, to: usize) -> Result<TrainSpec> {
+        let mut spec = self.spec.clone();
+        spec.roles[0].augment = Some(
+            self.space
+                .augment_entry(self.augment.as_ref(), schedule_file)?,
+        );
+        spec.stop_after = Some(to);
+        spec.eval_test = false;
+        spec.train_on_val_too = false;
+        Ok(spec)
+    }
+}
+
+impl Trials for TrainerTrials<'_> {
+    fn train(&self, member: &Member, to: usize, halt: &AtomicBool) -> Result<Vec<ResultRow>> {
+        let dir = trial_dir(&self.dir, member.id);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let schedule = dir.join("schedule.json");
+        self.space
+            .write_schedule(&member.lineage, self.spec.epochs, &schedule)?;
+        let spec = self.member_spec(&schedule, to)?;
+        let label = format!("{}/m{}", self.label, member.id);
+        trainer::train(
+            &spec,
+            &TrainCtx {
+                label: &label,
+                dir: dir.clone(),
+                seed: self.seed.index(member.id as u64),
+                device: self.device,
+                data: self.data.clone(),
+                progress: self.progress,
+                interrupted: halt,
+            },
+        )?;
+        let history = read_metrics(&dir.join("metrics.jsonl"))?;
+        history
+            .iter()
+            .filter(|e| e.epoch > member.epoch && e.epoch <= to)
+            .map(|e| {
+                Ok(ResultRow {
+                    member: member.id,
+                    epoch: e.epoch,
+                    reward: e.val_acc.ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{label}: no validation accuracy at epoch {}",
+                            e.epoch
+                        ))
+                    })?,
+                    train_acc: e.train_acc,
+                    loss: e.loss.get("total").copied().unwrap_or(f64::NAN),
+                    seconds: e.seconds,
+                })
+            })
+            .collect()
+    }
+
+    fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef> {
+        let src = trial_dir(&self.dir, member)
+            .join("state")
+            .join(format!("epoch-{epoch}"));
+        let rel = format!("checkpoints/{member}/epoch-{epoch}");
+        let dst = self.dir.join(&rel);
+        let parent = dst.parent().expect("has a parent");
+        let tmp = parent.join(format!(".tmp-epoch-{epoch}"));
+        remove_dir_if_exists(&tmp)?;
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        for f in [WEIGHTS, OPTIMIZER, STATE] {
+            link_or_copy(&src.join(f), &tmp.join(f))?;
+        }
+        remove_dir_if_exists(&dst)?;
+        std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+        Ok(CheckpointRef {
+            member,
+            epoch,
+            path: rel,
+        })
+    }
+
+    fn exploit(
+        &self,
+        member: usize,
+        donor: &CheckpointRef,
+        own: Option<&CheckpointRef>,
+        plan: &SearchPlan,
+    ) -> Result<()> {
+        let e = donor.epoch;
+        let from = self.dir.join(&donor.path);
+        let own_dir = own.map(|o| self.dir.join(&o.path));
+        let tdir = trial_dir(&self.dir, member);
+        let staging = tdir.join(".exploit");
+        remove_dir_if_exists(&staging)?;
+        let edir = staging.join(format!("epoch-{e}"));
+        std::fs::create_dir_all(&edir).map_err(io(&edir))?;
+        // Weights: the donor's, with the member's own buffers unless they are copied too.
+        match &own_dir {
+            Some(own_dir) if !plan.copy_buffers && !self.buffers.is_empty() => {
+                let mine: BTreeMap<String, tch::Tensor> =
+                    read_tensors(&own_dir.join(WEIGHTS))?.into_iter().collect();
+                let merged: Vec<(String, tch::Tensor)> = read_tensors(&from.join(WEIGHTS))?
+                    .into_iter()
+                    .map(|(name, t)| match mine.get(&name) {
+                        Some(m) if self.buffers.contains(&name) => (name, m.shallow_clone()),
+                        _ => (name, t),
+                    })
+                    .collect();
+                write_tensors(&edir.join(WEIGHTS), &merged)?;
+            }
+            _ => link_or_copy(&from.join(WEIGHTS), &edir.join(WEIGHTS))?,
+        }
+        let opt_from = match &own_dir {
+            Some(own_dir) if !plan.copy_optimizer => own_dir.clone(),
+            _ => from.clone(),
+        };
+        link_or_copy(&opt_from.join(OPTIMIZER), &edir.join(OPTIMIZER))?;
+        // The member keeps its own metrics history (up to the epoch it continues from).
+        let state_from = own_dir.clone().unwrap_or_else(|| from.clone());
+        let mut state: EpochState = read_json(&state_from.join(STATE))?
+            .ok_or_else(|| Error::Data(format!("{}: no {STATE}", state_from.display())))?;
+        state.epoch = e;
+        state.metrics.retain(|m| m.epoch <= e);
+        state.weights_sha256 = file_sha256(&edir.join(WEIGHTS))?;
+        state.optimizer_sha256 = file_sha256(&edir.join(OPTIMIZER))?;
+        write_json(&edir.join(STATE), &state)?;
+        copy_epoch_state(&staging, &tdir.join("state"), e)?;
+        remove_dir_if_exists(&staging)
+    }
+
+    fn discard(&self, ckpt: &CheckpointRef) -> Result<()> {
+        remove_dir_if_exists(&self.dir.join(&ckpt.path))
+    }
+
+    fn log(&self, line: &str) {
+        self.progress.log(&format!("{}: {line}", self.label));
+    }
+}
+
+/// Names of the non-trainable variables (BatchNorm statistics...) of the model `spec`
+/// trains, as its state files name them.
+pub fn buffer_names(spec: &TrainSpec, data: &Dataset) -> Result<BTreeSet<String>> {
+    let trainer::ModelSource::Config(entry) = &spec.roles[0].model else {
+        return Ok(BTreeSet::new());
+    };
+    let built = trainer::build_model(entry, &trainer::spec_of(data), Device::Cpu, Seed(0))?;
+    Ok(built
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| !t.requires_grad())
+        .map(|(n, _)| n)
+        .collect())
+}
