@@ -1,0 +1,245 @@
+//! The role-wise pipeline end to end (searches, teacher, student, baselines) on a shrunken
+//! budget, and a search stage killed with SIGKILL mid-way that resumes to the same result.
+
+mod common;
+use common::*;
+use rolekd_augment::schedule::{import_pba_log, load as load_schedule, Schedule};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// `--set` overrides that shrink role-wise-quick to well under a minute of training.
+const SHRINK: &[&str] = &[
+    "data.train_size=1200",
+    "data.test_size=400",
+    "stages.teacher_search.train_size=400",
+    "stages.teacher_search.val_size=300",
+    "stages.teacher_search.strategy.interval=1",
+    "stages.teacher_search.trial.epochs=2",
+    "stages.teacher_search.trial.batch_size=64",
+    "stages.student_search.train_size=400",
+    "stages.student_search.val_size=300",
+    "stages.student_search.strategy.interval=1",
+    "stages.student_search.trial.epochs=2",
+    "stages.student_search.trial.batch_size=64",
+    "stages.teacher.epochs=1",
+    "stages.student.epochs=1",
+    "stages.student_alone.epochs=1",
+    "stages.kd_standard.epochs=1",
+    "stages.kd_teacher_schedule.epochs=1",
+    "stages.kd_randaugment.epochs=1",
+    "device=cpu",
+];
+
+/// Checks a search stage's outputs: the best schedule, every member's schedule and PBA
+/// log (which decodes back to that schedule), the plots and the per-member results.
+fn check_search_outputs(dir: &Path, population: usize, epochs: usize) {
+    for f in [
+        "population.sqlite",
+        "schedule.json",
+        "schedule.png",
+        "rewards.png",
+        "results.jsonl",
+        "members.json",
+        "pba/pbt_global.txt",
+        "result.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{}: missing {f}", dir.display());
+    }
+    for png in ["schedule.png", "rewards.png"] {
+        let bytes = std::fs::read(dir.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+    let best = load_schedule(&dir.join("schedule.json")).unwrap();
+    assert_eq!(best.epochs, epochs);
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+    let result = &result["result"];
+    assert_eq!(result["outputs"]["schedule"], "schedule.json");
+    let best_member = result["summary"]["best_member"].as_f64().unwrap() as usize;
+    for key in ["best_val_acc", "search_seconds", "exploits"] {
+        assert!(result["summary"][key].is_number(), "summary lacks {key}");
+    }
+    // Population 4, quantile 0.25: one exploit per perturbation point (epochs - 1 of them).
+    let exploits = result["summary"]["exploits"].as_f64().unwrap() as usize;
+    assert_eq!(exploits, epochs - 1);
+    let global = std::fs::read_to_string(dir.join("pba/pbt_global.txt")).unwrap();
+    assert_eq!(global.lines().count(), exploits);
+    for k in 0..population {
+        let mine = load_schedule(&dir.join(format!("trials/{k}/schedule.json"))).unwrap();
+        let log = std::fs::read_to_string(dir.join(format!("pba/pbt_policy_{k}.txt"))).unwrap();
+        // Our own PBA log, read back as PBA's parse_log reads it, is the member's schedule.
+        assert_eq!(import_pba_log(&log, epochs).unwrap(), mine, "member {k}");
+        if k == best_member {
+            assert_eq!(mine, best);
+        }
+    }
+    // One reward per member and epoch.
+    let rows = results_by_member_epoch(dir);
+    assert_eq!(rows.len(), population * epochs);
+    assert!(rows.values().all(|r| (0.0..=1.0).contains(r)));
+}
+
+fn results_by_member_epoch(dir: &Path) -> BTreeMap<(u64, u64), f64> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                (v["member"].as_u64().unwrap(), v["epoch"].as_u64().unwrap()),
+                v["reward"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn role_wise_quick_runs_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    let pipeline = repo().join("pipelines/role-wise-quick.yaml");
+    let mut args: Vec<String> = vec![
+        pipeline.display().to_string(),
+        "--run-dir".into(),
+        "run".into(),
+    ];
+    for s in SHRINK {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = d.path().join("run");
+    check_search_outputs(&run_dir.join("teacher_search"), 4, 2);
+    check_search_outputs(&run_dir.join("student_search"), 4, 2);
+    // The teacher and the final student trained with their searched schedules.
+    let teacher_cfg = std::fs::read_to_string(run_dir.join("teacher/config.yaml")).unwrap();
+    assert!(
+        teacher_cfg.contains("teacher_search/schedule.json"),
+        "{teacher_cfg}"
+    );
+    let student_cfg = std::fs::read_to_string(run_dir.join("student/config.yaml")).unwrap();
+    assert!(
+        student_cfg.contains("student_search/schedule.json"),
+        "{student_cfg}"
+    );
+    for stage in [
+        "teacher",
+        "student",
+        "student_alone",
+        "kd_standard",
+        "kd_teacher_schedule",
+        "kd_randaugment",
+    ] {
+        let dir = run_dir.join(stage);
+        assert!(
+            dir.join("checkpoint/weights.safetensors").is_file(),
+            "{stage}"
+        );
+        assert!(dir.join("metrics.jsonl").is_file(), "{stage}");
+    }
+    let summary = std::fs::read_to_string(run_dir.join("summary.md")).unwrap();
+    for s in [
+        "teacher_search",
+        "student_search",
+        "student",
+        "kd_randaugment",
+    ] {
+        assert!(summary.contains(&format!("| {s} |")), "{summary}");
+    }
+    // A rerun reuses every stage, searches included.
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).matches("| reused |").count(),
+        8,
+        "{}",
+        stdout(&o)
+    );
+}
+
+fn search_pipeline() -> String {
+    format!(
+        "name: search-resume\nseed: 11\ndevice: cpu\n{TINY_DATA}stages:
+  search:
+    kind: search
+    role: teacher
+    train_size: 400
+    val_size: 300
+    workers: 2
+    strategy: {{type: pba, population: 4, interval: 1}}
+    trial:
+      model: {{type: small-cnn, channels: [4, 8]}}
+      epochs: 4
+      batch_size: 50
+      optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
+"
+    )
+}
+
+#[test]
+fn killed_search_resumes_to_the_same_schedule() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &search_pipeline());
+    let p = f.to_str().unwrap();
+
+    // Uninterrupted.
+    let o = run(d.path(), &[p, "--run-dir", "a"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check_search_outputs(&d.path().join("a/search"), 4, 4);
+
+    // Killed (SIGKILL) once the store holds a few results, then rerun.
+    let mut child = Command::new(bin())
+        .args([p, "--run-dir", "b"])
+        .current_dir(d.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reports = 0;
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("reported epoch") {
+            reports += 1;
+            if reports == 6 {
+                child.kill().unwrap(); // SIGKILL
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the search finished before the kill: {seen}"
+    );
+    assert_eq!(reports, 6, "{seen}");
+    assert!(!d.path().join("b/search/result.json").exists());
+    let o = run(d.path(), &[p, "--run-dir", "b"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming the search"), "{}", stderr(&o));
+    check_search_outputs(&d.path().join("b/search"), 4, 4);
+    let schedule = |run: &str| -> Schedule {
+        load_schedule(&d.path().join(run).join("search/schedule.json")).unwrap()
+    };
+    assert_eq!(schedule("a"), schedule("b"));
+    assert_eq!(
+        results_by_member_epoch(&d.path().join("a/search")),
+        results_by_member_epoch(&d.path().join("b/search"))
+    );
+    for k in 0..4 {
+        let log = |run: &str| {
+            std::fs::read_to_string(
+                d.path()
+                    .join(run)
+                    .join(format!("search/pba/pbt_policy_{k}.txt")),
+            )
+            .unwrap()
+        };
+        assert_eq!(log("a"), log("b"), "member {k}");
+    }
+}
