@@ -16,6 +16,12 @@ seed: 0
 device: cpu
 data: {type: fashion-mnist, train_size: ${TRAIN_SIZE:-20000}, test_size: 1000}
 stages:
+  warmup:            # libtorch's first epoch pays one-off start-up costs: keep them out
+    kind: train
+    model: $model
+    augment: {type: none}
+    epochs: 1
+    seed: 1
   none:
     kind: train
     model: $model
