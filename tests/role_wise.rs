@@ -243,3 +243,79 @@ fn killed_search_resumes_to_the_same_schedule() {
         assert_eq!(log("a"), log("b"), "member {k}");
     }
 }
+
+/// A search stage with `extra` lines (6-space indent inside the stage) that must fail
+/// before anything trains, with a located message containing every needle.
+fn search_fails_with(stage: &str, needles: &[&str]) {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("name: bad\nseed: 0\ndevice: cpu\n{TINY_DATA}stages:\n  s:\n{stage}");
+    let f = write(d.path(), "p.yaml", &text);
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "out"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!d.path().join("out/s/population.sqlite").exists());
+}
+
+const TRIAL: &str = "    trial:\n      model: {type: small-cnn}\n      epochs: 2\n";
+
+#[test]
+fn bad_search_configs_are_located() {
+    search_fails_with(
+        &format!("    kind: search\n    role: teach\n{TRIAL}"),
+        &["p.yaml:11:5", "stages.s.role", "unknown variant `teach`"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: teacher\n    strategy: {{type: pbaa}}\n{TRIAL}"),
+        &["stages.s.strategy.type", "did you mean `pba`"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: teacher\n    strategy: {{type: pba, quantile: 0.9}}\n{TRIAL}"),
+        &["stages.s.strategy.quantile", "(0, 0.5]"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: teacher\n    space: autoaugment\n{TRIAL}"),
+        &["stages.s.space", "unknown policy space"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: teacher\n    slack: 2\n{TRIAL}"),
+        &["stages.s.slack", "sync: false"],
+    );
+    search_fails_with(
+        &format!(
+            "    kind: search\n    role: teacher\n    strategy: {{type: grid, values: {{strength: [1]}}}}\n{TRIAL}"
+        ),
+        &["stages.s.strategy.values", "prob, magnitude"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: teacher\n{TRIAL}      augment: {{type: standard}}\n"),
+        &["stages.s.trial.augment.type", "pba-schedule"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: teacher\n{TRIAL}      teacher: a/b\n"),
+        &["stages.s.trial.teacher", "role: student"],
+    );
+    search_fails_with(
+        &format!("    kind: search\n    role: student\n{TRIAL}"),
+        &["stages.s.trial", "missing field `teacher`"],
+    );
+}
+
+#[test]
+fn search_split_larger_than_the_data_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: big\nseed: 0\ndevice: cpu\n{TINY_DATA}stages:\n  s:\n    kind: search\n    role: teacher\n    train_size: 900\n    val_size: 300\n{TRIAL}"
+    );
+    let f = write(d.path(), "p.yaml", &text);
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "out"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stages.s.train_size") && err.contains("has 1000"),
+        "{err}"
+    );
+}
