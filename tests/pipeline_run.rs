@@ -276,3 +276,53 @@ fn binary_links_libtorch_cuda_and_carries_a_runpath() {
         "no RUNPATH to torch/lib:\n{text}"
     );
 }
+
+#[test]
+fn clip_to_ce_combination_trains_and_differs_from_the_sum() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &tiny_pipeline(1));
+    let p = f.to_str().unwrap();
+    let drop = [
+        "--set",
+        "stages.check=null",
+        "--set",
+        "stages.student_alone=null",
+    ];
+    let mut args = vec![p, "--run-dir", "sum"];
+    args.extend(drop);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut args = vec![
+        p,
+        "--run-dir",
+        "clip",
+        "--set",
+        "stages.student_kd.combine=clip-to-ce",
+    ];
+    args.extend(drop);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sum = metrics_without_timing(&d.path().join("sum/student_kd"));
+    let clip = metrics_without_timing(&d.path().join("clip/student_kd"));
+    assert_eq!(
+        sum[0]["loss"]["ce"].is_number(),
+        clip[0]["loss"]["ce"].is_number()
+    );
+    assert!(clip[0]["test_acc"].as_f64().unwrap() > 0.3, "{clip:?}");
+    assert_ne!(sum[0]["test_acc"], clip[0]["test_acc"]);
+    // A loss list without a `ce` term cannot use the rule.
+    let o = run(
+        d.path(),
+        &[
+            p,
+            "--run-dir",
+            "bad",
+            "--set",
+            "stages.student_kd.combine=clip-to-ce",
+            "--set",
+            "stages.student_kd.loss=[{type: kd}]",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("needs a `ce` term"), "{}", stderr(&o));
+}

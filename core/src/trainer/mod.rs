@@ -44,6 +44,18 @@ pub enum View {
     Same,
 }
 
+/// How the weighted loss terms become one gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Combine {
+    /// The gradient of the weighted sum (the usual rule).
+    #[default]
+    Sum,
+    /// The released role-wise code's rule: per parameter, the gradient of the `ce` terms
+    /// plus the gradient of every other term clipped to `||grad(CE)|| * sigmoid(epoch)`
+    /// (0-based epoch). Weight decay stays the optimizer's.
+    ClipToCe,
+}
+
 /// A participant in training.
 #[derive(Clone, Debug)]
 pub struct RoleSpec {
@@ -82,6 +94,8 @@ pub struct TrainSpec {
     pub grad_clip: Option<f64>,
     /// Evaluate on the test split every epoch (search trials only need validation).
     pub eval_test: bool,
+    /// How the loss terms make one gradient.
+    pub combine: Combine,
     /// Stop after this many epochs (resume state saved), e.g. at a search's perturbation
     /// point; `None` trains to `epochs` and writes the final checkpoint.
     pub stop_after: Option<usize>,
@@ -273,6 +287,18 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         ));
     }
 
+    let is_ce: Vec<bool> = spec
+        .losses
+        .iter()
+        .map(|l| l.entry.type_name().ok().as_deref() == Some("ce"))
+        .collect();
+    if spec.combine == Combine::ClipToCe && !is_ce.contains(&true) {
+        return Err(Error::Invalid(format!(
+            "{}: `combine: clip-to-ce` needs a `ce` term in the loss list",
+            ctx.label
+        )));
+    }
+    let train_params: Vec<Tensor> = roles[0].built.vs.trainable_variables();
     let steps_per_epoch = batches_per_epoch(train_split.len(), spec.batch_size);
     let end_epoch = spec.stop_after.unwrap_or(spec.epochs).min(spec.epochs);
     for epoch in start_epoch..end_epoch {
@@ -325,6 +351,7 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                     step: epoch * steps_per_epoch + step,
                 };
                 let mut total = Tensor::zeros([], (Kind::Float, ctx.device));
+                let mut ce_part = Tensor::zeros([], (Kind::Float, ctx.device));
                 for (k, (label, loss, weight)) in losses.iter_mut().enumerate() {
                     let value = loss.compute(&inputs)?;
                     let v = value.double_value(&[]);
@@ -338,7 +365,11 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                     }
                     let _ = sums[k]
                         .f_add_(&(value.detach().to_kind(Kind::Double) * batch.len as f64))?;
-                    total += value * weight.at(at.epochs_done());
+                    let weighted = value * weight.at(at.epochs_done());
+                    if is_ce[k] {
+                        ce_part += &weighted;
+                    }
+                    total += weighted;
                 }
                 let _ = sums[losses.len()]
                     .f_add_(&(total.detach().to_kind(Kind::Double) * batch.len as f64))?;
@@ -351,7 +382,12 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                         let mut p = p.shallow_clone();
                         p.zero_grad()
                     });
-                total.backward();
+                match spec.combine {
+                    Combine::Sum => total.backward(),
+                    Combine::ClipToCe => {
+                        backward_clip_to_ce(&train_params, &ce_part, &(&total - &ce_part), epoch)?
+                    }
+                }
                 if let Some(max) = spec.grad_clip {
                     clip_grad_norm(&roles[0].built.vs, max);
                 }
@@ -521,6 +557,47 @@ fn trainable_params(vs: &tch::nn::VarStore) -> Vec<TrainableParam> {
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
+}
+
+/// Sets each parameter's gradient to grad(CE) + clip(grad(D), ||grad(CE)|| sigmoid(epoch)),
+/// through a surrogate whose gradient is exactly that combination.
+fn backward_clip_to_ce(
+    params: &[Tensor],
+    ce: &Tensor,
+    distill: &Tensor,
+    epoch: usize,
+) -> Result<()> {
+    let g_ce = Tensor::f_run_backward(&[ce], params, true, false)?;
+    let g_d = Tensor::f_run_backward(&[distill], params, false, false)?;
+    let scale = 1.0 / (1.0 + (-(epoch as f64)).exp());
+    let mut surrogate: Option<Tensor> = None;
+    for ((p, c), d) in params.iter().zip(&g_ce).zip(&g_d) {
+        let c = if c.defined() {
+            c.shallow_clone()
+        } else {
+            p.zeros_like()
+        };
+        let d = if d.defined() {
+            let max = c.norm().double_value(&[]) * scale;
+            let norm = d.norm().double_value(&[]);
+            if norm > max && norm > 0.0 {
+                d * (max / norm)
+            } else {
+                d.shallow_clone()
+            }
+        } else {
+            p.zeros_like()
+        };
+        let term = (p * (c + d).detach()).sum(Kind::Float);
+        surrogate = Some(match surrogate {
+            Some(s) => s + term,
+            None => term,
+        });
+    }
+    if let Some(s) = surrogate {
+        s.backward();
+    }
+    Ok(())
 }
 
 fn clip_grad_norm(vs: &tch::nn::VarStore, max: f64) {

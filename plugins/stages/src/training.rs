@@ -50,6 +50,10 @@ struct TrainingParams {
     /// Clip the gradient norm to this value.
     #[serde(default)]
     grad_clip: Option<f64>,
+    /// `sum` (default) or `clip-to-ce`: the released role-wise code's rule, the non-CE
+    /// gradient clipped per parameter to the CE gradient's norm times sigmoid(epoch).
+    #[serde(default)]
+    combine: Option<String>,
     /// distill only: the frozen teacher's checkpoint (`${teacher.checkpoint}`).
     #[serde(default)]
     teacher: Option<CheckpointPath>,
@@ -127,6 +131,18 @@ pub fn build_spec(params: &Params, distill: bool) -> Result<TrainSpec> {
                 .child_error(
                     "train_on",
                     format!("`{other}`: expected `train` or `train+val`"),
+                )
+                .into())
+        }
+    };
+    let combine = match p.combine.as_deref().unwrap_or("sum") {
+        "sum" => trainer::Combine::Sum,
+        "clip-to-ce" => trainer::Combine::ClipToCe,
+        other => {
+            return Err(params
+                .child_error(
+                    "combine",
+                    format!("`{other}`: expected `sum` or `clip-to-ce`"),
                 )
                 .into())
         }
@@ -242,6 +258,7 @@ pub fn build_spec(params: &Params, distill: bool) -> Result<TrainSpec> {
         train_on_val_too,
         grad_clip: p.grad_clip,
         eval_test: true,
+        combine,
         stop_after: None,
     };
     probe_plugins(&spec, &model, distill)?;
