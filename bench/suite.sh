@@ -23,8 +23,8 @@ x-opt: &opt {type: sgd, lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0
 stages:
   small_cnn: {kind: train, model: {type: small-cnn, channels: [16, 32]}, epochs: 1, optimizer: *opt, workers: 1}
   resnet20: {kind: train, model: {type: resnet-cifar, depth: 20, width: 16}, epochs: 1, optimizer: *opt, workers: 1}
-  distill: {kind: distill, teacher: \${resnet20.checkpoint}, model: {type: small-cnn, channels: [16, 32]}, epochs: 1, optimizer: *opt, workers: 1}
-  teacher_fwd: {kind: evaluate, checkpoint: \${resnet20.checkpoint}, batch_size: 128}
+  distill: {kind: distill, teacher: "\${resnet20.checkpoint}", model: {type: small-cnn, channels: [16, 32]}, epochs: 1, optimizer: *opt, workers: 1}
+  teacher_fwd: {kind: evaluate, checkpoint: "\${resnet20.checkpoint}", batch_size: 128}
 YAML
 t0=$(date +%s.%N)
 target/release/rolekd-run "$work/train.yaml" --run-dir "$work/run" -q > /dev/null
