@@ -373,15 +373,9 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                 }
                 let _ = sums[losses.len()]
                     .f_add_(&(total.detach().to_kind(Kind::Double) * batch.len as f64))?;
-                roles[0]
-                    .built
-                    .vs
-                    .trainable_variables()
-                    .iter()
-                    .for_each(|p| {
-                        let mut p = p.shallow_clone();
-                        p.zero_grad()
-                    });
+                for p in &train_params {
+                    p.shallow_clone().zero_grad();
+                }
                 match spec.combine {
                     Combine::Sum => total.backward(),
                     Combine::ClipToCe => {

@@ -136,6 +136,22 @@ impl Loss for KdSvd {
     }
 }
 
+/// The taps both SVD-based losses relate pairwise: at least two consecutive stages, equal
+/// channel counts for student and teacher, and room for `k` singular vectors.
+fn consecutive_taps(
+    params: &Params,
+    ctx: &LossCtx,
+    features: Option<&[FeatureSel]>,
+    k: i64,
+    loss: &str,
+) -> Result<Vec<Tap>> {
+    let taps = resolve_taps(params, ctx, features, DefaultTaps::Common, loss)?;
+    need_taps(&taps, 2, loss)?;
+    same_channels(&taps, loss)?;
+    check_sizes(&taps, k, loss)?;
+    Ok(taps)
+}
+
 /// The registry's constructor for `kd-svd`.
 pub fn build_kd_svd(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: KdSvdParams = params.parse()?;
@@ -144,16 +160,7 @@ pub fn build_kd_svd(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Bo
             .child_error("k", format!("must be >= 1, got {}", p.k))
             .into());
     }
-    let taps = resolve_taps(
-        params,
-        ctx,
-        p.features.as_deref(),
-        DefaultTaps::Common,
-        "kd-svd",
-    )?;
-    need_taps(&taps, 2, "kd-svd")?;
-    same_channels(&taps, "kd-svd")?;
-    check_sizes(&taps, p.k, "kd-svd")?;
+    let taps = consecutive_taps(params, ctx, p.features.as_deref(), p.k, "kd-svd")?;
     Ok(Box::new(KdSvd { taps, k: p.k }))
 }
 
@@ -314,16 +321,7 @@ pub fn build_mhgd(params: &Params, ctx: &LossCtx, vs: &nn::Path) -> Result<Box<d
             .child_error("heads", format!("must be >= 1, got {}", p.heads))
             .into());
     }
-    let taps = resolve_taps(
-        params,
-        ctx,
-        p.features.as_deref(),
-        DefaultTaps::Common,
-        "mhgd",
-    )?;
-    need_taps(&taps, 2, "mhgd")?;
-    same_channels(&taps, "mhgd")?;
-    check_sizes(&taps, 1, "mhgd")?;
+    let taps = consecutive_taps(params, ctx, p.features.as_deref(), 1, "mhgd")?;
     let heads = taps
         .windows(2)
         .enumerate()
