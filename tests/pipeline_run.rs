@@ -326,3 +326,62 @@ fn clip_to_ce_combination_trains_and_differs_from_the_sum() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("needs a `ce` term"), "{}", stderr(&o));
 }
+
+fn final_test_acc(stage_dir: &Path) -> f64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stage_dir.join("result.json")).unwrap())
+            .unwrap();
+    v["result"]["summary"]["final_test_acc"].as_f64().unwrap()
+}
+
+#[test]
+fn seeds_run_the_graph_once_per_seed_and_report_mean_and_std() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &tiny_pipeline(1));
+    let p = f.to_str().unwrap();
+    let only_teacher = [
+        "--set",
+        "stages.check=null",
+        "--set",
+        "stages.student_alone=null",
+        "--set",
+        "stages.student_kd=null",
+    ];
+    let mut args = vec![p, "--run-dir", "multi", "--set", "seeds=[3, 5]"];
+    args.extend(only_teacher);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut args = vec![p, "--run-dir", "single"];
+    args.extend(only_teacher);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let multi = d.path().join("multi");
+    // Seed 3 of the multi-seed run is the plain run with `seed: 3`; seed 5 differs.
+    assert_eq!(
+        metrics_without_timing(&multi.join("seed-3/teacher")),
+        metrics_without_timing(&d.path().join("single/teacher"))
+    );
+    assert_ne!(
+        metrics_without_timing(&multi.join("seed-3/teacher")),
+        metrics_without_timing(&multi.join("seed-5/teacher"))
+    );
+    let (a, b) = (
+        final_test_acc(&multi.join("seed-3/teacher")),
+        final_test_acc(&multi.join("seed-5/teacher")),
+    );
+    let mean = (a + b) / 2.0 * 100.0;
+    let std = ((a - b).abs() / 2.0_f64.sqrt()) * 100.0;
+    let expected = format!("{mean:.2} ± {std:.2}%");
+    let summary = std::fs::read_to_string(multi.join("summary.md")).unwrap();
+    assert!(summary.contains(&expected), "{expected} not in {summary}");
+    let report = std::fs::read_to_string(multi.join("report.md")).unwrap();
+    assert!(report.contains("Seeds: 3, 5"), "{report}");
+    assert!(report.contains(&expected), "{expected} not in {report}");
+    // A rerun reuses both seeds' stages.
+    let mut args = vec![p, "--run-dir", "multi", "--set", "seeds=[3, 5]"];
+    args.extend(only_teacher);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("unchanged, reusing").count(), 2, "{}", stderr(&o));
+}

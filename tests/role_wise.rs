@@ -23,18 +23,28 @@ const SHRINK: &[&str] = &[
     "stages.student_search.strategy.interval=1",
     "stages.student_search.trial.epochs=2",
     "stages.student_search.trial.batch_size=64",
+    "stages.student_random_search.train_size=400",
+    "stages.student_random_search.val_size=300",
+    "stages.student_random_search.trial.epochs=2",
+    "stages.student_random_search.trial.batch_size=64",
     "stages.teacher.epochs=1",
     "stages.student.epochs=1",
     "stages.student_alone.epochs=1",
     "stages.kd_standard.epochs=1",
     "stages.kd_teacher_schedule.epochs=1",
     "stages.kd_randaugment.epochs=1",
+    "stages.kd_random_search.epochs=1",
     "device=cpu",
 ];
 
 /// Checks a search stage's outputs: the best schedule, every member's schedule and PBA
 /// log (which decodes back to that schedule), the plots and the per-member results.
 fn check_search_outputs(dir: &Path, population: usize, epochs: usize) {
+    check_search_files(dir, population, epochs, Some(epochs - 1));
+}
+
+/// [`check_search_outputs`] for any strategy: `exploits` when the count is known.
+fn check_search_files(dir: &Path, population: usize, epochs: usize, exploits: Option<usize>) {
     for f in [
         "population.sqlite",
         "schedule.json",
@@ -62,8 +72,11 @@ fn check_search_outputs(dir: &Path, population: usize, epochs: usize) {
         assert!(result["summary"][key].is_number(), "summary lacks {key}");
     }
     // Population 4, quantile 0.25: one exploit per perturbation point (epochs - 1 of them).
-    let exploits = result["summary"]["exploits"].as_f64().unwrap() as usize;
-    assert_eq!(exploits, epochs - 1);
+    let made = result["summary"]["exploits"].as_f64().unwrap() as usize;
+    if let Some(expected) = exploits {
+        assert_eq!(made, expected);
+    }
+    let exploits = made;
     let global = std::fs::read_to_string(dir.join("pba/pbt_global.txt")).unwrap();
     assert_eq!(global.lines().count(), exploits);
     for k in 0..population {
@@ -114,6 +127,8 @@ fn role_wise_quick_runs_end_to_end() {
     let run_dir = d.path().join("run");
     check_search_outputs(&run_dir.join("teacher_search"), 4, 2);
     check_search_outputs(&run_dir.join("student_search"), 4, 2);
+    // The random-search baseline: same budget, no exploits.
+    check_search_files(&run_dir.join("student_random_search"), 4, 2, Some(0));
     // The teacher and the final student trained with their searched schedules.
     let teacher_cfg = std::fs::read_to_string(run_dir.join("teacher/config.yaml")).unwrap();
     assert!(
@@ -132,6 +147,7 @@ fn role_wise_quick_runs_end_to_end() {
         "kd_standard",
         "kd_teacher_schedule",
         "kd_randaugment",
+        "kd_random_search",
     ] {
         let dir = run_dir.join(stage);
         assert!(
@@ -149,15 +165,50 @@ fn role_wise_quick_runs_end_to_end() {
     ] {
         assert!(summary.contains(&format!("| {s} |")), "{summary}");
     }
+    check_report(&run_dir);
     // A rerun reuses every stage, searches included.
     let o = run(d.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).matches("| reused |").count(),
-        8,
+        10,
         "{}",
         stdout(&o)
     );
+}
+
+/// The report written at the end of the run: every stage in the table, the students
+/// ranked (teacher and searches excluded), both searches, and the two pictures.
+fn check_report(run_dir: &Path) {
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    let ranked = report
+        .split("## Students ranked")
+        .nth(1)
+        .expect("a ranking section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    for s in [
+        "student",
+        "student_alone",
+        "kd_standard",
+        "kd_teacher_schedule",
+        "kd_randaugment",
+        "kd_random_search",
+    ] {
+        assert!(ranked.contains(&format!("| {s} |")), "{s} not ranked: {report}");
+    }
+    assert!(!ranked.contains("| teacher |"), "{report}");
+    assert_eq!(ranked.matches("\n| ").count(), 1 + 6, "{ranked}");
+    let searches = report.split("## Searches").nth(1).expect("searches");
+    for s in ["| teacher_search | pba | teacher |", "| student_search | pba | student |", "| student_random_search | random | student |"] {
+        assert!(searches.contains(s), "{s}: {report}");
+    }
+    for png in ["curves.png", "schedules.png"] {
+        let bytes = std::fs::read(run_dir.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+        assert!(report.contains(&format!("]({png})")), "{report}");
+    }
 }
 
 fn search_pipeline() -> String {

@@ -56,6 +56,9 @@ pub struct Pipeline {
     pub file: PathBuf,
     pub name: String,
     pub seed: u64,
+    /// `seeds: [0, 1, 2]`: the whole graph runs once per seed (in `seed-<s>/` under the run
+    /// directory) so results can be reported as mean ± std. Empty: one run with `seed`.
+    pub seeds: Vec<u64>,
     pub device: DeviceSpec,
     pub data: Params,
     /// Stages in file order.
@@ -66,9 +69,10 @@ pub struct Pipeline {
     pub root: Params,
 }
 
-const TOP_LEVEL: [&str; 7] = [
+const TOP_LEVEL: [&str; 8] = [
     "name",
     "seed",
+    "seeds",
     "device",
     "data",
     "stages",
@@ -125,6 +129,19 @@ impl Pipeline {
             Some(p) => p.parse_value::<u64>()?,
             None => 0,
         };
+        let seeds = match root.get("seeds") {
+            Some(p) => {
+                let list = p.parse_value::<Vec<u64>>()?;
+                let mut seen = std::collections::BTreeSet::new();
+                if list.is_empty() || !list.iter().all(|s| seen.insert(*s)) {
+                    return Err(p
+                        .error("`seeds` must be a non-empty list of distinct seeds, e.g. [0, 1, 2]")
+                        .into());
+                }
+                list
+            }
+            None => Vec::new(),
+        };
         let device = match root.get("device") {
             Some(p) => {
                 let s = p.parse_value::<String>()?;
@@ -175,6 +192,7 @@ impl Pipeline {
             file: file.to_path_buf(),
             name,
             seed,
+            seeds,
             device,
             data,
             stages,

@@ -61,7 +61,23 @@ pub struct StageReport {
 #[derive(Clone, Debug)]
 pub struct RunReport {
     pub run_dir: PathBuf,
+    /// The stages of a one-seed run; for a `seeds:` run, those of the first seed.
     pub stages: Vec<StageReport>,
+    /// A `seeds:` run: each seed's own report.
+    pub seeds: Vec<(u64, RunReport)>,
+}
+
+impl RunReport {
+    fn over_seeds(run_dir: PathBuf, seeds: Vec<(u64, RunReport)>) -> RunReport {
+        RunReport {
+            run_dir,
+            stages: seeds
+                .first()
+                .map(|(_, r)| r.stages.clone())
+                .unwrap_or_default(),
+            seeds,
+        }
+    }
 }
 
 /// `stage.json` / `result.json` in a stage directory.
@@ -98,7 +114,14 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
     let device = pipeline.device.resolve()?;
     let progress = Progress::new(opts.quiet);
     if opts.dry_run {
-        return Ok(plan(&pipeline, &graph, &run_dir, device, opts));
+        if pipeline.seeds.is_empty() {
+            return Ok(plan(&pipeline, &graph, &run_dir, device, opts));
+        }
+        let mut per_seed = Vec::new();
+        for (seed, p) in seed_runs(&pipeline) {
+            per_seed.push((seed, plan(&p, &graph, &seed_dir(&run_dir, seed), device, opts)));
+        }
+        return Ok(RunReport::over_seeds(run_dir, per_seed));
     }
     let _lock = RunLock::acquire(&run_dir)?;
     if opts.fresh {
@@ -106,12 +129,64 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
     }
     write_resolved(&pipeline, &run_dir)?;
     progress.log(&format!(
-        "rolekd: pipeline `{}` ({} stages) on {device:?}, run directory {}",
+        "rolekd: pipeline `{}` ({} stages{}) on {device:?}, run directory {}",
         pipeline.name,
         graph.nodes.len(),
+        if pipeline.seeds.is_empty() {
+            String::new()
+        } else {
+            format!(", seeds {:?}", pipeline.seeds)
+        },
         run_dir.display()
     ));
+    if pipeline.seeds.is_empty() {
+        return run_graph(&pipeline, &graph, &run_dir, device, opts, &progress, interrupted);
+    }
+    let mut per_seed = Vec::new();
+    for (seed, p) in seed_runs(&pipeline) {
+        progress.log(&format!("rolekd: seed {seed}"));
+        let dir = seed_dir(&run_dir, seed);
+        let report = run_graph(&p, &graph, &dir, device, opts, &progress, interrupted)?;
+        per_seed.push((seed, report));
+    }
+    let report = RunReport::over_seeds(run_dir.clone(), per_seed);
+    write_atomic(
+        &run_dir.join("summary.md"),
+        summary_markdown(&pipeline.name, &report).as_bytes(),
+    )?;
+    Ok(report)
+}
 
+/// Where seed `s` of a `seeds:` pipeline runs.
+pub fn seed_dir(run_dir: &Path, seed: u64) -> PathBuf {
+    run_dir.join(format!("seed-{seed}"))
+}
+
+/// The pipeline once per entry of `seeds:`.
+fn seed_runs(pipeline: &Pipeline) -> Vec<(u64, Pipeline)> {
+    pipeline
+        .seeds
+        .iter()
+        .map(|&s| {
+            let mut p = pipeline.clone();
+            p.seed = s;
+            (s, p)
+        })
+        .collect()
+}
+
+/// Runs every stage of `graph` in `run_dir` (one seed).
+fn run_graph(
+    pipeline: &Pipeline,
+    graph: &Graph,
+    run_dir: &Path,
+    device: tch::Device,
+    opts: &RunOptions,
+    progress: &Progress,
+    interrupted: &AtomicBool,
+) -> Result<RunReport> {
+    let run_dir = run_dir.to_path_buf();
+    std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
     let data_cell: RefCell<Option<Arc<Dataset>>> = RefCell::new(None);
     let load_data = || -> Result<Arc<Dataset>> {
         if let Some(d) = data_cell.borrow().as_ref() {
@@ -144,7 +219,7 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
     let mut reports = Vec::new();
     for node in &graph.nodes {
         let dir = run_dir.join(&node.name);
-        let hash = stage_hash(&pipeline, node, &records, device);
+        let hash = stage_hash(pipeline, node, &records, device);
         if forced.contains(&&node.name) && dir.exists() {
             remove_dir(&dir)?;
         }
@@ -205,7 +280,7 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
             dir: dir.clone(),
             seed,
             device,
-            progress: &progress,
+            progress,
             interrupted,
             data: &load_data,
         };
@@ -243,6 +318,7 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
     let report = RunReport {
         run_dir: run_dir.clone(),
         stages: reports,
+        seeds: Vec::new(),
     };
     write_atomic(
         &run_dir.join("summary.md"),
@@ -337,6 +413,7 @@ fn plan(
     RunReport {
         run_dir: run_dir.to_path_buf(),
         stages,
+        seeds: Vec::new(),
     }
 }
 
@@ -377,8 +454,12 @@ fn pct(v: Option<&f64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// The summary table: every stage's final and best test accuracy.
+/// The summary table: every stage's final and best test accuracy; for a `seeds:` run,
+/// mean ± sample std over the seeds.
 pub fn summary_markdown(name: &str, report: &RunReport) -> String {
+    if !report.seeds.is_empty() {
+        return seeds_markdown(name, report);
+    }
     let mut s = format!("# {name}\n\n| stage | kind | final test acc | best test acc (epoch) | val acc | seconds | status |\n|---|---|---|---|---|---|---|\n");
     for st in &report.stages {
         let summary = st.result.as_ref().map(|r| &r.summary);
@@ -388,22 +469,85 @@ pub fn summary_markdown(name: &str, report: &RunReport) -> String {
             (Some(a), None) => format!("{:.2}%", a * 100.0),
             _ => "-".into(),
         };
-        let status = match st.status {
-            StageStatus::Ran => "ran",
-            StageStatus::Cached => "reused",
-            StageStatus::Planned => "planned",
-        };
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             st.name,
             st.kind,
-            pct(get("final_test_acc").or(get("test_acc"))),
+            pct(final_acc(st)),
             best,
             pct(get("final_val_acc")),
             get("stage_seconds")
                 .map(|t| format!("{t:.0}"))
                 .unwrap_or_else(|| "-".into()),
-            status
+            status_word(&st.status)
+        ));
+    }
+    s
+}
+
+fn status_word(s: &StageStatus) -> &'static str {
+    match s {
+        StageStatus::Ran => "ran",
+        StageStatus::Cached => "reused",
+        StageStatus::Planned => "planned",
+    }
+}
+
+/// A stage's final test accuracy (train/distill: last epoch; evaluate: its figure).
+pub fn final_acc(st: &StageReport) -> Option<&f64> {
+    let summary = st.result.as_ref().map(|r| &r.summary)?;
+    summary
+        .get("final_test_acc")
+        .or_else(|| summary.get("test_acc"))
+}
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 {
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn seeds_markdown(name: &str, report: &RunReport) -> String {
+    let seeds: Vec<String> = report.seeds.iter().map(|(s, _)| s.to_string()).collect();
+    let mut s = format!(
+        "# {name} (seeds {})\n\n| stage | kind | final test acc, mean ± std | per seed | seconds (sum) |\n|---|---|---|---|---|\n",
+        seeds.join(", ")
+    );
+    for (i, st) in report.stages.iter().enumerate() {
+        let per: Vec<Option<f64>> = report
+            .seeds
+            .iter()
+            .map(|(_, r)| r.stages.get(i).and_then(final_acc).copied())
+            .collect();
+        let have: Vec<f64> = per.iter().flatten().copied().collect();
+        let mean = if have.is_empty() {
+            "-".to_string()
+        } else {
+            let (m, sd) = mean_std(&have);
+            format!("{:.2} ± {:.2}%", m * 100.0, sd * 100.0)
+        };
+        let each: Vec<String> = per.iter().map(|v| pct(v.as_ref())).collect();
+        let secs: f64 = report
+            .seeds
+            .iter()
+            .filter_map(|(_, r)| {
+                r.stages
+                    .get(i)
+                    .and_then(|x| x.result.as_ref())
+                    .and_then(|r| r.summary.get("stage_seconds"))
+            })
+            .sum();
+        s.push_str(&format!(
+            "| {} | {} | {mean} | {} | {secs:.0} |\n",
+            st.name,
+            st.kind,
+            each.join(" / ")
         ));
     }
     s

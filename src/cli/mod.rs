@@ -48,6 +48,12 @@ enum Command {
     /// Loss tools.
     #[command(subcommand)]
     Loss(LossCmd),
+    /// Write report.md (results, students ranked, searches) and PNG plots for a run
+    /// directory; a pipeline run writes it too when it finishes.
+    Report {
+        /// The run directory (e.g. runs/role-wise-quick).
+        run_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +88,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             seed,
             train_size,
         })) => loss_eval::eval(&loss, &inputs, seed, train_size),
+        Some(Command::Report { run_dir }) => {
+            let files = rolekd_report::write_report(&run_dir)?;
+            println!("{}", files.markdown.display());
+            for p in files.pictures {
+                println!("{}", p.display());
+            }
+            Ok(())
+        }
         None => run::run(cli.run),
     }
 }

@@ -61,7 +61,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             "{}",
             runtime::summary_markdown(&file.display().to_string(), &report)
         );
-        println!("\nrun directory: {}", report.run_dir.display());
+        match rolekd_report::write_report(&report.run_dir) {
+            Ok(files) => println!("\nreport: {}", files.markdown.display()),
+            // The run's results are safe on disk; a failed report is worth a warning only.
+            Err(e) => eprintln!("warning: no report written: {e}"),
+        }
+        println!("run directory: {}", report.run_dir.display());
     }
     Ok(())
 }

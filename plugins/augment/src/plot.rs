@@ -7,7 +7,7 @@ use crate::schedule::Schedule;
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use rolekd_core::plugin::image::Image;
-use rolekd_core::{Error, Result};
+use rolekd_core::Result;
 use std::io::Write;
 use std::path::Path;
 
@@ -81,9 +81,47 @@ impl Canvas {
         encode_png_rgb(self.width, self.height, &self.data)
     }
 
-    /// Writes the canvas as a PNG file.
+    /// Writes the canvas as a PNG file (atomically: a reader never sees half a picture).
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_png()).map_err(|e| Error::io(path, e))
+        rolekd_core::rundir::write_atomic(path, &self.to_png())
+    }
+
+    /// A straight line `width` pixels thick (Bresenham), clipped to the canvas.
+    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), col: [u8; 3], width: i64) {
+        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
+        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
+        loop {
+            for ox in 0..width {
+                for oy in 0..width {
+                    let (px, py) = (x + ox - width / 2, y + oy - width / 2);
+                    if px >= 0 && py >= 0 {
+                        self.set(px as usize, py as usize, col);
+                    }
+                }
+            }
+            if x == x1 && y == y1 {
+                break;
+            }
+            let e2 = 2 * err;
+            if e2 >= dy {
+                err += dy;
+                x += sx;
+            }
+            if e2 <= dx {
+                err += dx;
+                y += sy;
+            }
+        }
+    }
+
+    /// Copies `other` onto this canvas with its top-left corner at (x, y), clipped.
+    pub fn blit(&mut self, other: &Canvas, x: usize, y: usize) {
+        for oy in 0..other.height {
+            for ox in 0..other.width {
+                self.set(x + ox, y + oy, other.get(ox, oy));
+            }
+        }
     }
 }
 

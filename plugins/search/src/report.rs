@@ -136,39 +136,10 @@ const BLACK: [u8; 3] = [0, 0, 0];
 const GRID: [u8; 3] = [228, 228, 228];
 const LINK: [u8; 3] = [150, 150, 150];
 
-/// Draws a line with Bresenham's algorithm, `width` pixels thick.
-fn line(c: &mut Canvas, (x0, y0): (i64, i64), (x1, y1): (i64, i64), col: [u8; 3], width: i64) {
-    let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-    let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-    let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-    loop {
-        for ox in 0..width {
-            for oy in 0..width {
-                let (px, py) = (x + ox - width / 2, y + oy - width / 2);
-                if px >= 0 && py >= 0 {
-                    c.set(px as usize, py as usize, col);
-                }
-            }
-        }
-        if x == x1 && y == y1 {
-            break;
-        }
-        let e2 = 2 * err;
-        if e2 >= dy {
-            err += dy;
-            x += sx;
-        }
-        if e2 <= dx {
-            err += dx;
-            y += sy;
-        }
-    }
-}
-
 /// An X marker of half-size `r`.
 fn cross(c: &mut Canvas, (x, y): (i64, i64), r: i64, col: [u8; 3]) {
-    line(c, (x - r, y - r), (x + r, y + r), col, 2);
-    line(c, (x - r, y + r), (x + r, y - r), col, 2);
+    c.line((x - r, y - r), (x + r, y + r), col, 2);
+    c.line((x - r, y + r), (x + r, y - r), col, 2);
 }
 
 /// Member `k`'s colour.
@@ -207,7 +178,7 @@ pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
     for k in 0..=5 {
         let v = lo + (hi - lo) * k as f64 / 5.0;
         let y = py(v);
-        line(&mut c, (left, y), (left + pw, y), GRID, 1);
+        c.line((left, y), (left + pw, y), GRID, 1);
         let label = format!("{v:.3}");
         c.text(
             (left as usize).saturating_sub(Canvas::text_width(&label, 2) + 6),
@@ -220,7 +191,7 @@ pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
     let step = epochs.div_ceil(10).max(1);
     for e in (0..=epochs).step_by(step) {
         let x = px(e);
-        line(&mut c, (x, top), (x, top + ph), GRID, 1);
+        c.line((x, top), (x, top + ph), GRID, 1);
         let label = e.to_string();
         c.text(
             (x as usize).saturating_sub(Canvas::text_width(&label, 2) / 2),
@@ -230,8 +201,8 @@ pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
             BLACK,
         );
     }
-    line(&mut c, (left, top + ph), (left + pw, top + ph), BLACK, 1);
-    line(&mut c, (left, top), (left, top + ph), BLACK, 1);
+    c.line((left, top + ph), (left + pw, top + ph), BLACK, 1);
+    c.line((left, top), (left, top + ph), BLACK, 1);
     c.text(
         left as usize,
         12,
@@ -260,7 +231,7 @@ pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
         for (epoch, reward) in rows {
             let p = (px(epoch), py(reward));
             if let Some(q) = prev {
-                line(&mut c, q, p, col, 2);
+                c.line(q, p, col, 2);
             }
             prev = Some(p);
             // An exploit here: the line goes on from the donor's point.
@@ -271,7 +242,7 @@ pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
                 .find(|e| e.member == m.id && e.epoch == epoch)
             {
                 let d = (px(ev.donor_epoch), py(ev.donor_reward));
-                line(&mut c, p, d, LINK, 1);
+                c.line(p, d, LINK, 1);
                 prev = Some(d);
             }
         }

@@ -1,0 +1,117 @@
+//! The report's pictures: test accuracy per epoch of every training stage, and every
+//! searched schedule's plot side by side.
+
+use crate::scan::RunScan;
+use rolekd_augment::plot::{plot_canvas, Canvas, OP_COLOURS};
+use rolekd_augment::schedule;
+use rolekd_core::Result;
+
+const WHITE: [u8; 3] = [255, 255, 255];
+const BLACK: [u8; 3] = [0, 0, 0];
+const GRID: [u8; 3] = [228, 228, 228];
+
+/// Test accuracy over epochs, one line per train/distill stage (first seed), with a legend.
+/// None when no stage has per-epoch test accuracy yet.
+pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
+    let (_, stages) = run.seeds.first()?;
+    let series: Vec<(&str, Vec<(usize, f64)>)> = stages
+        .iter()
+        .map(|s| {
+            let points = s
+                .metrics
+                .iter()
+                .filter_map(|m| m.test_acc.map(|a| (m.epoch, a)))
+                .collect::<Vec<_>>();
+            (s.name.as_str(), points)
+        })
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    let epochs = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let (mut lo, mut hi) = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.1))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let pad = ((hi - lo) * 0.08).max(0.005);
+    lo = (lo - pad).max(0.0);
+    hi = (hi + pad).min(1.0).max(lo + 0.01);
+    let (left, top, pw, ph) = (70i64, 40i64, 640i64, 400i64);
+    let legend_rows = series.len();
+    let height = (top + ph + 50).max(top + 18 * legend_rows as i64 + 20) as usize;
+    let mut c = Canvas::new(1000, height, WHITE);
+    let px = |e: usize| left + (e as i64 * pw) / epochs as i64;
+    let py = |a: f64| top + ph - ((a - lo) / (hi - lo) * ph as f64).round() as i64;
+    for k in 0..=5 {
+        let v = lo + (hi - lo) * k as f64 / 5.0;
+        let y = py(v);
+        c.line((left, y), (left + pw, y), GRID, 1);
+        let label = format!("{:.1}", v * 100.0);
+        let x = (left as usize).saturating_sub(Canvas::text_width(&label, 2) + 6);
+        c.text(x, (y - 5).max(0) as usize, &label, 2, BLACK);
+    }
+    let step = epochs.div_ceil(10).max(1);
+    for e in (0..=epochs).step_by(step) {
+        let x = px(e);
+        c.line((x, top), (x, top + ph), GRID, 1);
+        let label = e.to_string();
+        let lx = (x as usize).saturating_sub(Canvas::text_width(&label, 2) / 2);
+        c.text(lx, (top + ph + 8) as usize, &label, 2, BLACK);
+    }
+    c.line((left, top + ph), (left + pw, top + ph), BLACK, 1);
+    c.line((left, top), (left, top + ph), BLACK, 1);
+    c.text(left as usize, 12, "TEST ACCURACY (%) PER EPOCH", 2, BLACK);
+    for (k, (name, points)) in series.iter().enumerate() {
+        let col = OP_COLOURS[k % OP_COLOURS.len()];
+        let mut prev = None;
+        for &(e, a) in points {
+            let p = (px(e), py(a));
+            if let Some(q) = prev {
+                c.line(q, p, col, 2);
+            } else {
+                c.fill(p.0 as usize - 2, p.1 as usize - 2, p.0 as usize + 3, p.1 as usize + 3, col);
+            }
+            prev = Some(p);
+        }
+        let ly = top as usize + k * 18;
+        let lx = (left + pw + 24) as usize;
+        c.fill(lx, ly, lx + 12, ly + 12, col);
+        c.text(lx + 20, ly + 1, name, 2, BLACK);
+    }
+    Some(c)
+}
+
+/// The schedule of every finished search stage (first seed), side by side with its stage
+/// name above. None when the run has no finished search.
+pub fn schedules_side_by_side(run: &RunScan) -> Result<Option<Canvas>> {
+    let Some((_, stages)) = run.seeds.first() else {
+        return Ok(None);
+    };
+    let mut plots = Vec::new();
+    for s in stages {
+        if let Some(path) = s.output("schedule").filter(|p| p.is_file()) {
+            plots.push((s.name.clone(), plot_canvas(&schedule::load(&path)?)));
+        }
+    }
+    if plots.is_empty() {
+        return Ok(None);
+    }
+    let width = plots.iter().map(|(_, p)| p.width).sum::<usize>();
+    let height = plots.iter().map(|(_, p)| p.height).max().unwrap_or(0) + 40;
+    let mut c = Canvas::new(width, height, WHITE);
+    let mut x = 0;
+    for (name, p) in &plots {
+        c.text(x + 20, 12, name, 3, BLACK);
+        c.blit(p, x, 40);
+        x += p.width;
+    }
+    Ok(Some(c))
+}
