@@ -47,6 +47,55 @@ YAML
 first=$( (timeout 30 target/release/rolekd-run "$work/first.yaml" --run-dir "$work/first" 2>&1 || true) \
   | sed -n 's/.*first training step \([0-9.]*\)s after start.*/\1/p' | head -1)
 
+# 5. Search efficiency: P = 4 members trained concurrently (4 workers) vs one member alone,
+# each for the same epochs: (P x time of one alone) / time of the P-member search.
+search_stage() { # name population workers
+  echo "  $1: {kind: search, role: teacher, train_size: 2000, val_size: 1000, workers: $3, strategy: {type: pba, population: $2, interval: 1}, trial: *trial}"
+}
+{
+  cat <<YAML
+name: bench-search
+seed: 0
+device: cpu
+data: {type: fashion-mnist, train_size: 4000, test_size: 1000}
+x-trial: &trial {model: {type: small-cnn, channels: [16, 32]}, epochs: 2, batch_size: 128, optimizer: {type: sgd, lr: 0.05, momentum: 0.9}}
+stages:
+YAML
+  search_stage alone 1 1
+  search_stage four 4 4
+} > "$work/search.yaml"
+target/release/rolekd-run "$work/search.yaml" --run-dir "$work/search" -q > /dev/null
+secs() { python3 -c "import json; print(json.load(open('$1/result.json'))['result']['summary']['search_seconds'])"; }
+t_one=$(secs "$work/search/alone")
+t_four=$(secs "$work/search/four")
+
+# 6. Peak resident memory: a P = 8 search (8 workers) vs a single member, whole process.
+rss() { # population workers -> peak RSS in KiB
+  { cat <<YAML
+name: bench-rss
+seed: 0
+device: cpu
+data: {type: fashion-mnist, train_size: 20000, test_size: 1000}
+x-trial: &trial {model: {type: small-cnn, channels: [16, 32]}, epochs: 1, batch_size: 128, optimizer: {type: sgd, lr: 0.05}}
+stages:
+YAML
+    search_stage s "$1" "$2"; } > "$work/rss$1.yaml"
+  /usr/bin/time -f %M target/release/rolekd-run "$work/rss$1.yaml" --run-dir "$work/rss$1" -q 2>&1 >/dev/null | tail -1
+}
+rss_one=$(rss 1 1)
+rss_eight=$(rss 8 8)
+
+# Model cost: training FLOPs per image = 3 x forward (2 FLOPs per MAC).
+macs() { target/release/rolekd-run models --model "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["1x28x28"]["macs"])'; }
+m_cnn=$(macs '{type: small-cnn, channels: [16, 32]}')
+m_res=$(macs '{type: resnet-cifar, depth: 20, width: 16}')
+
+# 3 and 4: augmentation throughput vs Pillow, and training with PBA vs none.
+aug=$(bash bench/augment.sh)
+aug_rgb=$(echo "$aug" | awk '$1=="rgb"{sub("x","",$4); print $4}')
+aug_gray=$(echo "$aug" | awk '$1=="gray"{sub("x","",$4); print $4}')
+pba_ratio=$(bash bench/train_aug_overhead.sh | sed -n 's/.*(PBA \/ none): \([0-9.]*\)x.*/\1/p')
+
 # Machine peak: a large float32 matmul in libtorch.
 peak=$("$py" - <<'PY'
 import time, torch
@@ -58,23 +107,32 @@ print(f"{2 * 2048**3 * r / (time.time() - t) / 1e9:.1f}")
 PY
 )
 
-python3 - "$r_cnn" "$t_cnn" "$r_res" "$t_res" "$r_kd" "$fwd_s" "$first" "$peak" "$n" <<'PY'
+python3 - "$r_cnn" "$t_cnn" "$r_res" "$t_res" "$r_kd" "$fwd_s" "$first" "$peak" "$n" \
+  "$t_one" "$t_four" "$rss_one" "$rss_eight" "$m_cnn" "$m_res" "$aug_rgb" "$aug_gray" "$pba_ratio" <<'PY'
 import json, sys
-r_cnn, t_cnn, r_res, t_res, r_kd, fwd_s, first, peak, n = map(float, sys.argv[1:])
+(r_cnn, t_cnn, r_res, t_res, r_kd, fwd_s, first, peak, n, t_one, t_four, rss_one, rss_eight,
+ m_cnn, m_res, aug_rgb, aug_gray, pba_ratio) = map(float, sys.argv[1:])
 teacher_fwd_ips = 1000 / fwd_s
 # Expected distillation time per image: one student step + one teacher forward.
 expected_kd = 1 / (1 / r_cnn + 1 / teacher_fwd_ips)
+gflops = lambda macs, ips: 6 * macs * ips / 1e9
 rows = [
-    ("train small-cnn: rolekd / PyTorch eager (img/s)", r_cnn / t_cnn, ">= 1.2", f"{r_cnn:.0f} vs {t_cnn:.0f}"),
-    ("train resnet20: rolekd / PyTorch eager (img/s)", r_res / t_res, ">= 1.2", f"{r_res:.0f} vs {t_res:.0f}"),
-    ("distill step / (student step + teacher fwd) (time)", expected_kd / r_kd, "<= 1.05", f"{r_kd:.0f} img/s vs {expected_kd:.0f} expected"),
-    ("time to first training step (s)", first, "-", "start-up, graph, data load"),
+    ("1. train small-cnn: rolekd / PyTorch eager (img/s)", r_cnn / t_cnn, ">= 1.2", f"{r_cnn:.0f} vs {t_cnn:.0f}"),
+    ("1. train resnet20: rolekd / PyTorch eager (img/s)", r_res / t_res, ">= 1.2", f"{r_res:.0f} vs {t_res:.0f}"),
+    ("2. distill step / (student step + teacher fwd) (time)", expected_kd / r_kd, "<= 1.05", f"{r_kd:.0f} img/s vs {expected_kd:.0f} expected"),
+    ("3. PBA augmentation / Pillow, RGB 32x32 (img/s, 1 core)", aug_rgb, ">= 25", "bench/augment.sh"),
+    ("3. PBA augmentation / Pillow, gray 28x28 (img/s, 1 core)", aug_gray, ">= 25", "bench/augment.sh"),
+    ("4. epoch time, PBA pipeline / no augmentation", pba_ratio, "<= 1.05", "bench/train_aug_overhead.sh"),
+    ("5. search efficiency: 4 x one alone / 4 concurrent (time)", 4 * t_one / t_four, ">= 0.9", f"{t_one:.1f}s alone, {t_four:.1f}s for 4"),
+    ("6. peak RSS, P=8 search / one member", rss_eight / rss_one, "-", f"{rss_eight / 1024:.0f} MiB vs {rss_one / 1024:.0f} MiB"),
+    ("7. time to first training step (s)", first, "-", "start-up, graph, data load"),
+    ("train small-cnn achieved GFLOP/s (/ matmul peak)", gflops(m_cnn, r_cnn) / peak, "-", f"{gflops(m_cnn, r_cnn):.1f} GFLOP/s, {6 * m_cnn / 1e6:.1f} MFLOP/img"),
+    ("train resnet20 achieved GFLOP/s (/ matmul peak)", gflops(m_res, r_res) / peak, "-", f"{gflops(m_res, r_res):.1f} GFLOP/s, {6 * m_res / 1e6:.1f} MFLOP/img"),
     ("machine matmul peak (GFLOP/s, fp32)", peak, "-", "torch 2048^3"),
 ]
-print(f"{'benchmark':<52} {'value':>8}  {'target':>8}  detail")
+print(f"{'benchmark':<60} {'value':>8}  {'target':>8}  detail")
 for name, v, target, detail in rows:
-    print(f"{name:<52} {v:8.3f}  {target:>8}  {detail}")
+    print(f"{name:<60} {v:8.3f}  {target:>8}  {detail}")
 json.dump({name: {"value": v, "target": target, "detail": detail} for name, v, target, detail in rows},
           open("bench/results.json", "w"), indent=2)
 PY
-echo "(augmentation: bash bench/augment.sh; PBA vs none in training: bash bench/train_aug_overhead.sh)"

@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     cli::quiet_panics();
+    // Past a file-size limit (`ulimit -f`) the kernel would kill us with SIGXFSZ mid-write;
+    // ignored, the write fails with EFBIG and is reported like a full disk.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     rolekd::link_builtins();
     let args = cli::Cli::parse();
     match cli::dispatch(args) {

@@ -383,5 +383,10 @@ fn seeds_run_the_graph_once_per_seed_and_report_mean_and_std() {
     args.extend(only_teacher);
     let o = run(d.path(), &args);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stderr(&o).matches("unchanged, reusing").count(), 2, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("unchanged, reusing").count(),
+        2,
+        "{}",
+        stderr(&o)
+    );
 }

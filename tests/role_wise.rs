@@ -196,12 +196,19 @@ fn check_report(run_dir: &Path) {
         "kd_randaugment",
         "kd_random_search",
     ] {
-        assert!(ranked.contains(&format!("| {s} |")), "{s} not ranked: {report}");
+        assert!(
+            ranked.contains(&format!("| {s} |")),
+            "{s} not ranked: {report}"
+        );
     }
     assert!(!ranked.contains("| teacher |"), "{report}");
     assert_eq!(ranked.matches("\n| ").count(), 1 + 6, "{ranked}");
     let searches = report.split("## Searches").nth(1).expect("searches");
-    for s in ["| teacher_search | pba | teacher |", "| student_search | pba | student |", "| student_random_search | random | student |"] {
+    for s in [
+        "| teacher_search | pba | teacher |",
+        "| student_search | pba | student |",
+        "| student_random_search | random | student |",
+    ] {
         assert!(searches.contains(s), "{s}: {report}");
     }
     for png in ["curves.png", "schedules.png"] {

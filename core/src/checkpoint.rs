@@ -172,11 +172,19 @@ pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
         })
         .collect();
     let refs: Vec<(&str, &Tensor)> = cpu.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::write_safetensors(&refs, &tmp)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let written = Tensor::write_safetensors(&refs, &tmp)
+        .map_err(|e| Error::write_failed_text(path, e.to_string()))
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| Error::io(path, e))
+        });
+    if written.is_err() {
+        // Half a file under its temporary name is never read, but need not stay.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads a safetensors file, with a clear error for a damaged one.

@@ -33,9 +33,33 @@ pub enum Error {
 impl Error {
     /// An I/O error that names the file it happened on.
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
+        // ENOSPC (28) and EFBIG (27).
+        let full = matches!(err.raw_os_error(), Some(27) | Some(28));
+        Self::write_failed(path, err.to_string(), full)
+    }
+
+    /// A failed write that a library reported as text (safetensors): recognises a full disk
+    /// or a file-size limit in the message.
+    pub fn write_failed_text(path: impl Into<PathBuf>, message: String) -> Self {
+        let full = ["os error 27", "os error 28", "code: 27,", "code: 28,"]
+            .iter()
+            .any(|n| message.contains(n));
+        Self::write_failed(path, message, full)
+    }
+
+    fn write_failed(path: impl Into<PathBuf>, message: String, full: bool) -> Self {
+        // Say what to do, and that nothing finished is lost.
+        let message = if full {
+            format!(
+                "{message}: the disk is full or a file-size limit was hit; free space and \
+                 rerun, the run resumes from its last saved epoch"
+            )
+        } else {
+            message
+        };
         Error::Io {
             path: path.into(),
-            message: err.to_string(),
+            message,
         }
     }
 }

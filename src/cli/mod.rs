@@ -44,6 +44,9 @@ enum Command {
         /// Classes of the classifier.
         #[arg(long, default_value_t = 10)]
         classes: i64,
+        /// One configured model entry as YAML; prints its params and MACs as JSON.
+        #[arg(long)]
+        model: Option<String>,
     },
     /// Loss tools.
     #[command(subcommand)]
@@ -81,7 +84,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plugins { plugin }) => plugins::list(&plugin),
         Some(Command::Schedule(c)) => schedule::run(c),
         Some(Command::Augment(c)) => augment::run(c),
-        Some(Command::Models { classes }) => models::list(classes),
+        Some(Command::Models { classes, model }) => match model {
+            Some(entry) => models::one(&entry, classes),
+            None => models::list(classes),
+        },
         Some(Command::Loss(LossCmd::Eval {
             loss,
             inputs,

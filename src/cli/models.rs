@@ -7,6 +7,30 @@ use rolekd_core::registry::{PluginKind, Registry};
 /// The two problem shapes the table reports: Fashion-MNIST and CIFAR.
 const SHAPES: [(&str, i64, i64); 2] = [("1x28x28", 1, 28), ("3x32x32", 3, 32)];
 
+/// One configured model (`--model '{type: small-cnn, channels: [16, 32]}'`) as JSON:
+/// parameters and MACs per image for each shape, for scripts such as bench/suite.sh.
+pub fn one(entry: &str, classes: i64) -> anyhow::Result<()> {
+    let params = Params::from_yaml(entry)?;
+    let name = params.type_name()?;
+    let mut out = serde_json::Map::new();
+    for (label, c, hw) in SHAPES {
+        let spec = ModelSpec {
+            in_channels: c,
+            num_classes: classes,
+            height: hw,
+            width: hw,
+            quant: QuantSpec::default(),
+        };
+        let s = rolekd_models::summarize(&name, &params.without(&["type"]), &spec)?;
+        out.insert(
+            label.to_string(),
+            serde_json::json!({"params": s.params, "macs": s.macs}),
+        );
+    }
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
+
 pub fn list(classes: i64) -> anyhow::Result<()> {
     let names: Vec<String> = {
         let reg = Registry::global().read().unwrap_or_else(|e| e.into_inner());

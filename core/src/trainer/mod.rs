@@ -355,7 +355,7 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                 for (k, (label, loss, weight)) in losses.iter_mut().enumerate() {
                     let value = loss.compute(&inputs)?;
                     let v = value.double_value(&[]);
-                    if !v.is_finite() {
+                    if !v.is_finite() || injected_nan(ctx.label, epoch + 1, step) {
                         return Err(Error::NonFinite {
                             stage: ctx.label.to_string(),
                             term: label.clone(),
@@ -640,4 +640,20 @@ fn concat_splits(
 /// The checkpoint directory a finished training run leaves.
 pub fn checkpoint_dir(stage_dir: &Path) -> PathBuf {
     stage_dir.join("checkpoint")
+}
+
+/// Fault injection for the reliability tests: `ROLEKD_FAULT_NAN=<label>@<epoch>` makes the
+/// first step of that epoch of the run labelled `<label>` (a stage name, or
+/// `<search>/m<k>` for a search member) see a non-finite loss.
+fn injected_nan(label: &str, epoch: usize, step: usize) -> bool {
+    static FAULT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    let fault = FAULT.get_or_init(|| {
+        let spec = std::env::var("ROLEKD_FAULT_NAN").ok()?;
+        let (l, e) = spec.rsplit_once('@')?;
+        Some((l.to_string(), e.parse().ok()?))
+    });
+    step == 0
+        && fault
+            .as_ref()
+            .is_some_and(|(l, e)| l == label && *e == epoch)
 }

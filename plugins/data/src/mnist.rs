@@ -89,7 +89,7 @@ pub fn load_mnist_like(
     let test = load_idx_split(dir, "t10k", classes.len(), hint)?;
     if (train.height, train.width) != (test.height, test.width) {
         return Err(Error::Data(format!(
-            "{}: training images are {}x{}, test images {}x{}",
+            "{}: training images (train-images-idx3-ubyte) are {}x{}, test images (t10k-images-idx3-ubyte) {}x{}",
             dir.display(),
             train.height,
             train.width,

@@ -77,7 +77,13 @@ pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
             if let Some(q) = prev {
                 c.line(q, p, col, 2);
             } else {
-                c.fill(p.0 as usize - 2, p.1 as usize - 2, p.0 as usize + 3, p.1 as usize + 3, col);
+                c.fill(
+                    p.0 as usize - 2,
+                    p.1 as usize - 2,
+                    p.0 as usize + 3,
+                    p.1 as usize + 3,
+                    col,
+                );
             }
             prev = Some(p);
         }

@@ -136,8 +136,8 @@ fn scan_stages(dir: &Path, names: &[String]) -> Result<Vec<StageScan>> {
 }
 
 fn scan_stage(dir: &Path, name: &str) -> Result<StageScan> {
-    let record: Option<serde_json::Value> = read_optional(&dir.join("result.json"))?
-        .or(read_optional(&dir.join("stage.json"))?);
+    let record: Option<serde_json::Value> =
+        read_optional(&dir.join("result.json"))?.or(read_optional(&dir.join("stage.json"))?);
     let kind = record
         .as_ref()
         .and_then(|r| r.get("kind"))

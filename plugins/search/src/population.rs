@@ -346,7 +346,51 @@ impl<'a> Population<'a> {
         rows: &[ResultRow],
         ckpt: &CheckpointRef,
     ) -> Result<Reported> {
-        let e = ckpt.epoch;
+        self.record(id, owner, rows, ckpt.epoch, Some(ckpt))
+    }
+
+    /// Records that `id` diverged (a non-finite loss) while training to epoch `to`: it gets
+    /// reward 0 for the epochs it missed, so it ranks last; no state is published. When the
+    /// strategy exploits it, it continues from its donor; otherwise it stops (done).
+    pub fn report_diverged(&self, id: usize, owner: &str, to: usize) -> Result<Reported> {
+        let from = transact(self.store, |tx| Ok(tx.member(id)?.epoch))?;
+        let rows: Vec<ResultRow> = (from + 1..=to)
+            .map(|epoch| ResultRow {
+                member: id,
+                epoch,
+                reward: 0.0,
+                train_acc: 0.0,
+                loss: f64::INFINITY,
+                seconds: 0.0,
+            })
+            .collect();
+        self.record(id, owner, &rows, to, None)
+    }
+
+    fn diverged_key(id: usize) -> String {
+        format!("diverged/{id}")
+    }
+
+    /// Stops members that diverged at `epoch` and were not given a donor.
+    fn stop_diverged(&self, tx: &mut dyn StoreTx, epoch: usize) -> Result<()> {
+        for mut m in tx.members()? {
+            let diverged = tx.meta(&Self::diverged_key(m.id))?;
+            if diverged.as_deref() == Some(&epoch.to_string()) && m.pending.is_none() {
+                m.status = Status::Done;
+                tx.put_member(&m)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        id: usize,
+        owner: &str,
+        rows: &[ResultRow],
+        e: usize,
+        ckpt: Option<&CheckpointRef>,
+    ) -> Result<Reported> {
         if !rows.iter().any(|r| r.member == id && r.epoch == e) {
             return Err(Error::Invalid(format!(
                 "member {id}: no reward for epoch {e}"
@@ -361,7 +405,10 @@ impl<'a> Population<'a> {
             for r in rows {
                 tx.add_result(r)?;
             }
-            tx.put_checkpoint(ckpt)?;
+            match ckpt {
+                Some(c) => tx.put_checkpoint(c)?,
+                None => tx.set_meta(&Self::diverged_key(id), &e.to_string())?,
+            }
             m.epoch = e;
             m.lease = None;
             m.status = if e >= self.cfg.epochs {
@@ -379,6 +426,9 @@ impl<'a> Population<'a> {
             } else {
                 self.decide_async(tx, id, e)?
             };
+            if ckpt.is_none() && !self.cfg.sync && e < self.cfg.epochs {
+                self.stop_diverged(tx, e)?;
+            }
             tx.set_meta("wall_seconds", &wall.to_string())?;
             Ok(Reported::Recorded { exploits })
         })
@@ -386,7 +436,12 @@ impl<'a> Population<'a> {
 
     /// Sync mode: once every member waits at `epoch`, decide for all and release them.
     fn decide_sync(&self, tx: &mut dyn StoreTx, epoch: usize) -> Result<usize> {
-        let members = tx.members()?;
+        // Members stopped early (diverged, not exploited) take no further part.
+        let members: Vec<Member> = tx
+            .members()?
+            .into_iter()
+            .filter(|m| m.status != Status::Done)
+            .collect();
         if !members
             .iter()
             .all(|m| m.epoch == epoch && m.status == Status::Waiting)
@@ -439,6 +494,7 @@ impl<'a> Population<'a> {
             m.status = Status::Ready;
             tx.put_member(&m)?;
         }
+        self.stop_diverged(tx, epoch)?;
         Ok(exploits)
     }
 
@@ -811,9 +867,23 @@ fn step(
         m.pending = None;
     }
     let to = pop.next_stop(m.epoch);
-    let rows = with_heartbeat(pop, m.id, owner, || trials.train(&m, to, halt))?;
-    let ckpt = trials.publish(m.id, to)?;
-    match pop.report(m.id, owner, &rows, &ckpt)? {
+    let (rows, reported) = match with_heartbeat(pop, m.id, owner, || trials.train(&m, to, halt)) {
+        Ok(rows) => {
+            let ckpt = trials.publish(m.id, to)?;
+            let reported = pop.report(m.id, owner, &rows, &ckpt)?;
+            (rows, reported)
+        }
+        // One member's divergence is a result (it ranks last), not the search's failure.
+        Err(e @ Error::NonFinite { .. }) => {
+            trials.log(&format!(
+                "warning: member {} diverged ({e}); it ranks last and is replaced by an exploit when the strategy exploits, else stops",
+                m.id
+            ));
+            (Vec::new(), pop.report_diverged(m.id, owner, to)?)
+        }
+        Err(e) => return Err(e),
+    };
+    match reported {
         Reported::Recorded { exploits } => {
             let reward = rows.iter().rev().find(|r| r.epoch == to).map(|r| r.reward);
             trials.log(&format!(
