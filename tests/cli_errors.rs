@@ -184,3 +184,24 @@ fn teacher_loss_in_a_train_stage_is_refused_before_training() {
     let text = format!("{TINY_DATA}stages:\n{STAGE}    loss: [{{type: ce}}, {{type: kd}}]\n");
     fails_with(&text, 2, &["p.yaml:10:", "loss `kd` needs a teacher"]);
 }
+
+#[test]
+fn every_shipped_pipeline_validates() {
+    let d = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        // --dry-run builds the whole graph and every plugin's params, trains nothing.
+        let o = run(
+            d.path(),
+            &[path.to_str().unwrap(), "--dry-run", "--set", "device=cpu"],
+        );
+        assert!(o.status.success(), "{}: {}", path.display(), stderr(&o));
+        assert!(stdout(&o).contains("will run"), "{}", stdout(&o));
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} pipelines found");
+}

@@ -32,6 +32,9 @@ fn role(run: &RunScan, s: &StageScan) -> &'static str {
 }
 
 fn augmentation(s: &StageScan) -> String {
+    if s.kind == "search" {
+        return "(searched)".into();
+    }
     let Some(kind) = s.plugin_type("augment") else {
         return "none".into();
     };
