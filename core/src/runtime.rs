@@ -119,7 +119,10 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
         }
         let mut per_seed = Vec::new();
         for (seed, p) in seed_runs(&pipeline) {
-            per_seed.push((seed, plan(&p, &graph, &seed_dir(&run_dir, seed), device, opts)));
+            per_seed.push((
+                seed,
+                plan(&p, &graph, &seed_dir(&run_dir, seed), device, opts),
+            ));
         }
         return Ok(RunReport::over_seeds(run_dir, per_seed));
     }
@@ -140,7 +143,15 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
         run_dir.display()
     ));
     if pipeline.seeds.is_empty() {
-        return run_graph(&pipeline, &graph, &run_dir, device, opts, &progress, interrupted);
+        return run_graph(
+            &pipeline,
+            &graph,
+            &run_dir,
+            device,
+            opts,
+            &progress,
+            interrupted,
+        );
     }
     let mut per_seed = Vec::new();
     for (seed, p) in seed_runs(&pipeline) {
@@ -201,6 +212,8 @@ fn run_graph(
             at.error(e.to_string())
         })?;
         let t0 = Instant::now();
+        // A search worker (rolekd-search's worker) rebuilds it the same way, from the
+        // `data_params` and `data_seed` of the stage's context.
         let d = Arc::new(factory(&pipeline.data, Seed(pipeline.seed).child("data"))?);
         progress.log(&format!(
             "data: {} ({} train, {} val, {} test) loaded in {:.1}s",
@@ -283,6 +296,8 @@ fn run_graph(
             progress,
             interrupted,
             data: &load_data,
+            data_params: &pipeline.data,
+            data_seed: Seed(pipeline.seed).child("data"),
         };
         let t0 = Instant::now();
         let mut result = stage.run(&ctx)?;

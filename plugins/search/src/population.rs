@@ -131,6 +131,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whether `owner` holds a live lease on `m` at the store's time `now`. This is the fence:
+/// a worker that stalled past its lease (a paused VM, a stopped process) may still be
+/// running, but from the moment the lease expired nothing it reports is recorded, even if
+/// nobody has claimed the member since, so two workers can never both publish one step.
+fn holds(m: &Member, owner: &str, now: i64) -> bool {
+    m.lease
+        .as_ref()
+        .is_some_and(|l| l.owner == owner && l.expires_ms >= now)
+}
+
 /// What the store says about an earlier session, for the log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resumed {
@@ -163,9 +173,11 @@ impl<'a> Population<'a> {
     }
 
     /// Creates the population (initial genes from the strategy) or, when the store holds
-    /// one, checks it was made for this search and drops every lease (this process holds the
-    /// run directory, so no earlier worker is alive). `Some` when resuming.
-    pub fn init(&mut self) -> Result<Option<Resumed>> {
+    /// one, checks it was made for this search and, with `reclaim`, drops every lease (when
+    /// this process alone trains the search: it holds the run directory, so no earlier
+    /// worker is alive; with workers in other processes their leases stay and expire on
+    /// their own). `Some` when resuming.
+    pub fn init(&mut self, reclaim: bool) -> Result<Option<Resumed>> {
         let cfg = self.cfg.clone();
         let (strategy, space) = (self.strategy, self.space);
         let shape = format!(
@@ -196,7 +208,7 @@ impl<'a> Population<'a> {
                     }
                     let mut dropped = 0;
                     let members = tx.members()?;
-                    for mut m in members.clone() {
+                    for mut m in members.clone().into_iter().filter(|_| reclaim) {
                         if m.lease.take().is_some() {
                             dropped += 1;
                             tx.put_member(&m)?;
@@ -248,17 +260,35 @@ impl<'a> Population<'a> {
 
     /// Claims the runnable member with the fewest epochs (then the lowest id) for `owner`.
     pub fn claim(&self, owner: &str) -> Result<Claim> {
+        self.claim_only(owner, None)
+    }
+
+    /// [`Population::claim`] restricted to member `only` when given (`Finished` once that
+    /// member is done).
+    pub fn claim_only(&self, owner: &str, only: Option<usize>) -> Result<Claim> {
         let (epochs, lease) = (self.cfg.epochs, self.cfg.lease);
         transact(self.store, |tx| {
-            let now = now_ms();
+            let now = tx.now_ms()?;
             let members = tx.members()?;
-            if members.iter().all(|m| m.status == Status::Done) {
+            if only.is_some_and(|i| !members.iter().any(|m| m.id == i)) {
+                return Err(Error::Invalid(format!(
+                    "member {} does not exist (population {})",
+                    only.unwrap_or_default(),
+                    members.len()
+                )));
+            }
+            if members
+                .iter()
+                .filter(|m| only.is_none_or(|i| m.id == i))
+                .all(|m| m.status == Status::Done)
+            {
                 return Ok(Claim::Finished);
             }
             let pick = members
                 .iter()
                 .filter(|m| {
-                    m.status == Status::Ready
+                    only.is_none_or(|i| m.id == i)
+                        && m.status == Status::Ready
                         && m.epoch < epochs
                         && m.lease.as_ref().is_none_or(|l| l.expires_ms < now)
                 })
@@ -276,19 +306,22 @@ impl<'a> Population<'a> {
         })
     }
 
-    /// Extends `owner`'s lease on `id`; false when it is no longer theirs.
+    /// Extends `owner`'s lease on `id`; false when it is no longer theirs (taken over, or
+    /// expired: an expired lease is never revived, see [`holds`]).
     pub fn renew(&self, id: usize, owner: &str) -> Result<bool> {
         let lease = self.cfg.lease;
         transact(self.store, |tx| {
+            let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
-            match &mut m.lease {
-                Some(l) if l.owner == owner => {
-                    l.expires_ms = now_ms() + lease.as_millis() as i64;
-                    tx.put_member(&m)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
+            if !holds(&m, owner, now) {
+                return Ok(false);
             }
+            m.lease = Some(Lease {
+                owner: owner.to_string(),
+                expires_ms: now + lease.as_millis() as i64,
+            });
+            tx.put_member(&m)?;
+            Ok(true)
         })
     }
 
@@ -327,8 +360,9 @@ impl<'a> Population<'a> {
     /// Marks `id`'s pending exploit as applied to its training state.
     pub fn applied(&self, id: usize, owner: &str) -> Result<bool> {
         transact(self.store, |tx| {
+            let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
-            if m.lease.as_ref().is_none_or(|l| l.owner != owner) {
+            if !holds(&m, owner, now) {
                 return Ok(false);
             }
             m.pending = None;
@@ -354,8 +388,9 @@ impl<'a> Population<'a> {
         }
         let wall = self.wall_seconds();
         transact(self.store, |tx| {
+            let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
-            if m.lease.as_ref().is_none_or(|l| l.owner != owner) {
+            if !holds(&m, owner, now) {
                 return Ok(Reported::LostLease);
             }
             for r in rows {
@@ -789,6 +824,67 @@ fn worker(
                 }
                 wake.notify();
                 r?;
+            }
+        }
+    }
+}
+
+/// A worker of its own (a process that joined the search through the store): claims
+/// members (`only` that one when given), trains and reports them until nothing is left, and
+/// returns the steps it completed. Other processes' progress is seen by polling the store
+/// every `poll`. `halt` (a SIGTERM) stops it after the member in training is saved and its
+/// lease given back: `Error::Interrupted`.
+pub fn work(
+    pop: &Population<'_>,
+    trials: &dyn Trials,
+    owner: &str,
+    only: Option<usize>,
+    halt: &AtomicBool,
+    poll: Duration,
+) -> Result<usize> {
+    let mut steps = 0;
+    loop {
+        if halt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        match pop.claim_only(owner, only)? {
+            Claim::Finished => return Ok(steps),
+            Claim::Wait => {
+                let end = Instant::now() + poll;
+                while Instant::now() < end && !halt.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Claim::Member(m) => {
+                let id = m.id;
+                let r = step(pop, trials, owner, m, halt);
+                if r.is_err() {
+                    let _ = pop.release(id, owner);
+                }
+                r?;
+                steps += 1;
+            }
+        }
+    }
+}
+
+impl Population<'_> {
+    /// Waits until every member is done, trained by workers in other processes (a stage
+    /// with `workers: 0`); `interrupted` stops the wait (`Error::Interrupted`).
+    pub fn wait_finished(&self, interrupted: &AtomicBool, poll: Duration) -> Result<()> {
+        loop {
+            let done = transact(self.store, |tx| {
+                Ok(tx.members()?.iter().all(|m| m.status == Status::Done))
+            })?;
+            if done {
+                return Ok(());
+            }
+            let end = Instant::now() + poll;
+            while Instant::now() < end {
+                if interrupted.load(Ordering::SeqCst) {
+                    return Err(Error::Interrupted);
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
     }
