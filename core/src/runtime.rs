@@ -119,10 +119,7 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
         }
         let mut per_seed = Vec::new();
         for (seed, p) in seed_runs(&pipeline) {
-            per_seed.push((
-                seed,
-                plan(&p, &graph, &seed_dir(&run_dir, seed), device, opts),
-            ));
+            per_seed.push((seed, plan(&p, &graph, &seed_dir(&run_dir, seed), device, opts)));
         }
         return Ok(RunReport::over_seeds(run_dir, per_seed));
     }
@@ -143,15 +140,7 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
         run_dir.display()
     ));
     if pipeline.seeds.is_empty() {
-        return run_graph(
-            &pipeline,
-            &graph,
-            &run_dir,
-            device,
-            opts,
-            &progress,
-            interrupted,
-        );
+        return run_graph(&pipeline, &graph, &run_dir, device, opts, &progress, interrupted);
     }
     let mut per_seed = Vec::new();
     for (seed, p) in seed_runs(&pipeline) {

@@ -149,115 +149,115 @@ pub(crate) struct SearchStage {
 }
 
 fn build(params: &Params) -> Result<Box<dyn Stage>> {
-    Ok(Box::new(SearchStage::parse(params)?))
+    Ok(Box::new(parse(params)?))
+}
+
+/// Parses and checks a `search` stage's params.
+pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
+    let p: SearchParams = params.parse()?;
+    let trial = params.get("trial").expect("parsed");
+    if trial.value().as_mapping().is_none() {
+        return Err(trial
+            .error("expected a `train` or `distill` mapping (model, epochs, ...)")
+            .into());
+    }
+    let student = p.role == Role::Student;
+    if !student {
+        if let Some(f) = ["teacher", "teacher_view", "teacher_augment"]
+            .iter()
+            .find(|f| trial.get(f).is_some())
+        {
+            return Err(trial
+            .child_error(f, "a `role: teacher` search trains its trials alone; a teacher belongs to `role: student`")
+            .into());
+        }
+    }
+    let spec = build_spec(&trial, student)?;
+    if spec.train_on_val_too {
+        return Err(trial
+            .child_error(
+                "train_on",
+                "search trials train on the search's training split only",
+            )
+            .into());
+    }
+    let space = space::by_name(&p.space).ok_or_else(|| {
+        params.child_error(
+            "space",
+            format!(
+                "unknown policy space `{}`; known: {}",
+                p.space,
+                space::SPACES.join(", ")
+            ),
+        )
+    })?;
+    let augment = trial.get("augment").filter(|a| !a.value().is_null());
+    space.check_augment(augment.as_ref())?;
+
+    let strategy_p = params
+        .get("strategy")
+        .filter(|s| !s.value().is_null())
+        .unwrap_or_else(|| Params::from_yaml("{type: pba}").expect("static"));
+    let strategy_name = strategy_p.type_name()?;
+    let factory = registry::search_strategy(&strategy_name).map_err(|e| {
+        let at = strategy_p.get("type").unwrap_or_else(|| strategy_p.clone());
+        at.error(e.to_string())
+    })?;
+    let strategy = factory(&strategy_p)?;
+    let plan = strategy.plan();
+    if plan.population == 0 || plan.interval == 0 {
+        return Err(strategy_p
+            .error("a strategy needs at least one member and an interval of at least 1")
+            .into());
+    }
+    // Initial policies are cheap: draw them now so a bad grid is reported before training.
+    for k in 0..plan.population {
+        let genes = strategy.initial(k, space.as_ref(), &mut Seed(0).index(k as u64).rng())?;
+        check_genes(space.as_ref(), &genes)
+            .map_err(|e| strategy_p.error(format!("initial policy of member {k}: {e}")))?;
+    }
+    if p.sync && p.slack.is_some() {
+        return Err(params
+            .child_error("slack", "only used with `sync: false`")
+            .into());
+    }
+    if p.lease_seconds < 3 {
+        return Err(params
+            .child_error("lease_seconds", "must be at least 3")
+            .into());
+    }
+    for (key, v) in [("train_size", p.train_size), ("val_size", p.val_size)] {
+        if v == Some(0) {
+            return Err(params.child_error(key, "must be at least 1").into());
+        }
+    }
+    if let Some(url) = &p.store {
+        if url.trim().is_empty() {
+            return Err(params.child_error("store", "an empty URL").into());
+        }
+    }
+    Ok(SearchStage {
+        params: params.clone(),
+        role: p.role,
+        spec,
+        augment,
+        strategy_name,
+        slack: p.slack.unwrap_or(plan.interval),
+        plan,
+        strategy,
+        space,
+        train_size: p.train_size,
+        val_size: p.val_size,
+        workers: p.workers,
+        store: p.store,
+        run: p.run,
+        sync: p.sync,
+        lease: Duration::from_secs(p.lease_seconds),
+        keep_states: p.keep_states,
+    })
 }
 
 impl SearchStage {
-    /// Parses and checks a `search` stage's params.
-    pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
-        let p: SearchParams = params.parse()?;
-        let trial = params.get("trial").expect("parsed");
-        if trial.value().as_mapping().is_none() {
-            return Err(trial
-                .error("expected a `train` or `distill` mapping (model, epochs, ...)")
-                .into());
-        }
-        let student = p.role == Role::Student;
-        if !student {
-            if let Some(f) = ["teacher", "teacher_view", "teacher_augment"]
-                .iter()
-                .find(|f| trial.get(f).is_some())
-            {
-                return Err(trial
-                .child_error(f, "a `role: teacher` search trains its trials alone; a teacher belongs to `role: student`")
-                .into());
-            }
-        }
-        let spec = build_spec(&trial, student)?;
-        if spec.train_on_val_too {
-            return Err(trial
-                .child_error(
-                    "train_on",
-                    "search trials train on the search's training split only",
-                )
-                .into());
-        }
-        let space = space::by_name(&p.space).ok_or_else(|| {
-            params.child_error(
-                "space",
-                format!(
-                    "unknown policy space `{}`; known: {}",
-                    p.space,
-                    space::SPACES.join(", ")
-                ),
-            )
-        })?;
-        let augment = trial.get("augment").filter(|a| !a.value().is_null());
-        space.check_augment(augment.as_ref())?;
-
-        let strategy_p = params
-            .get("strategy")
-            .filter(|s| !s.value().is_null())
-            .unwrap_or_else(|| Params::from_yaml("{type: pba}").expect("static"));
-        let strategy_name = strategy_p.type_name()?;
-        let factory = registry::search_strategy(&strategy_name).map_err(|e| {
-            let at = strategy_p.get("type").unwrap_or_else(|| strategy_p.clone());
-            at.error(e.to_string())
-        })?;
-        let strategy = factory(&strategy_p)?;
-        let plan = strategy.plan();
-        if plan.population == 0 || plan.interval == 0 {
-            return Err(strategy_p
-                .error("a strategy needs at least one member and an interval of at least 1")
-                .into());
-        }
-        // Initial policies are cheap: draw them now so a bad grid is reported before training.
-        for k in 0..plan.population {
-            let genes = strategy.initial(k, space.as_ref(), &mut Seed(0).index(k as u64).rng())?;
-            check_genes(space.as_ref(), &genes)
-                .map_err(|e| strategy_p.error(format!("initial policy of member {k}: {e}")))?;
-        }
-        if p.sync && p.slack.is_some() {
-            return Err(params
-                .child_error("slack", "only used with `sync: false`")
-                .into());
-        }
-        if p.lease_seconds < 3 {
-            return Err(params
-                .child_error("lease_seconds", "must be at least 3")
-                .into());
-        }
-        for (key, v) in [("train_size", p.train_size), ("val_size", p.val_size)] {
-            if v == Some(0) {
-                return Err(params.child_error(key, "must be at least 1").into());
-            }
-        }
-        if let Some(url) = &p.store {
-            if url.trim().is_empty() {
-                return Err(params.child_error("store", "an empty URL").into());
-            }
-        }
-        Ok(SearchStage {
-            params: params.clone(),
-            role: p.role,
-            spec,
-            augment,
-            strategy_name,
-            slack: p.slack.unwrap_or(plan.interval),
-            plan,
-            strategy,
-            space,
-            train_size: p.train_size,
-            val_size: p.val_size,
-            workers: p.workers,
-            store: p.store,
-            run: p.run,
-            sync: p.sync,
-            lease: Duration::from_secs(p.lease_seconds),
-            keep_states: p.keep_states,
-        })
-    }
-
     /// How the population runs, with the search's stream `seed`.
     pub(crate) fn search_config(&self, seed: Seed) -> SearchConfig {
         SearchConfig {

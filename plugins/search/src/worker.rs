@@ -10,7 +10,7 @@
 //! checks the lease, exploit decisions in the store.
 
 use crate::population::{work, Population};
-use crate::stage::SearchStage;
+use crate::stage;
 use crate::store::{self, transact, PopulationStore};
 use rolekd_core::config::Params;
 use rolekd_core::pipeline::DeviceSpec;
@@ -142,7 +142,7 @@ pub fn run_worker(
     let store = store::open(&opts.store, &opts.run)?;
     let spec = wait_spec(store.as_ref(), opts, interrupted)?;
     let params = Params::from_yaml(&spec.params)?;
-    let stage = SearchStage::parse(&params)?;
+    let stage = stage::parse(&params)?;
     let data_params = Params::from_yaml(&spec.data)?;
     let factory =
         registry::dataset(&data_params.type_name()?).map_err(|e| Error::Invalid(e.to_string()))?;

@@ -77,8 +77,8 @@ fn install() -> Result<()> {
 }
 
 fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail(e))?;
-    Ok(l.local_addr().map_err(|e| fail(e))?.port())
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(fail)?;
+    Ok(l.local_addr().map_err(fail)?.port())
 }
 
 fn ensure_user() -> Result<()> {
@@ -130,13 +130,13 @@ impl TestServer {
         let dir = tempfile::Builder::new()
             .prefix("rolekd-pg-")
             .tempdir()
-            .map_err(|e| fail(e))?;
+            .map_err(fail)?;
         let data = dir.path().join("data");
-        std::fs::create_dir(&data).map_err(|e| fail(e))?;
+        std::fs::create_dir(&data).map_err(fail)?;
         if let Some(u) = user {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| fail(e))?;
+                .map_err(fail)?;
             let ok = Command::new("chown")
                 .args(["-R", &format!("{u}:"), &dir.path().to_string_lossy()])
                 .status()
