@@ -5,6 +5,8 @@
 //! member must be reclaimed once the lease (3 s) expired and resumed from its last saved
 //! epoch, the search must finish, every exploit's donor must have been in the
 //! top quantile when it was chosen, and every checkpoint the store references must exist.
+//! The search is `sync`, so its schedule must also equal the one the same pipeline finds
+//! with two threads in one process.
 
 mod common;
 
@@ -255,6 +257,17 @@ fn scenario(label: &str, url: Option<String>) {
         );
     }
     assert!(stage_dir.join("result.json").exists());
+
+    // The same search in one process, two threads, its own SQLite file.
+    let threads = pipeline("").replace("workers: 0", "workers: 2");
+    let q = write(d.path(), "threads.yaml", &threads);
+    let o = common::run(d.path(), &[q.to_str().unwrap(), "--run-dir", "t"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!(
+        read(&stage_dir.join("schedule.json")),
+        read(&d.path().join("t/search/schedule.json")),
+        "the workers found another schedule than the threads"
+    );
     eprintln!(
         "scale-out [{label}]: {POPULATION} members x {EPOCHS} epochs, {WORKERS} worker processes (1 SIGKILLed in member {member}, 1 SIGTERMed: exit {:?}), {:.1}s wall, {} exploit events, {} result rows",
         status.code(),
