@@ -907,7 +907,21 @@ fn step(
         m.pending = None;
     }
     let to = pop.next_stop(m.epoch);
-    let rows = with_heartbeat(pop, m.id, owner, || trials.train(&m, to, halt))?;
+    // `stop` halts the training on an interrupt, or as soon as the heartbeat finds the
+    // lease gone: a stalled worker that wakes up after its lease expired stops writing the
+    // member's state at the next step instead of training on beside its new owner.
+    let (stop, lost) = (AtomicBool::new(false), AtomicBool::new(false));
+    let rows = with_heartbeat(pop, m.id, owner, halt, &stop, &lost, || {
+        trials.train(&m, to, &stop)
+    });
+    if lost.load(Ordering::SeqCst) {
+        trials.log(&format!(
+            "warning: member {}: lease lost while training; stopped, nothing reported",
+            m.id
+        ));
+        return Ok(());
+    }
+    let rows = rows?;
     let ckpt = trials.publish(m.id, to)?;
     match pop.report(m.id, owner, &rows, &ckpt)? {
         Reported::Recorded { exploits } => {
@@ -935,41 +949,57 @@ fn step(
     Ok(())
 }
 
-/// Runs `f` while a thread renews the lease at a third of its length.
+/// Runs `f` while a thread renews the lease at a third of its length and raises `stop`
+/// when `halt` is raised or the lease is lost (then `lost` too). A failed renewal (the store
+/// unreachable) is retried at the next beat: only the store saying no loses the lease.
 fn with_heartbeat<T>(
     pop: &Population<'_>,
     id: usize,
     owner: &str,
+    halt: &AtomicBool,
+    stop: &AtomicBool,
+    lost: &AtomicBool,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let stop = (Mutex::new(false), Condvar::new());
+    let done = (Mutex::new(false), Condvar::new());
     let period = pop.cfg.lease / 3;
+    let tick = Duration::from_millis(50);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut finished = done.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = Instant::now() + period;
             loop {
-                let (g, timeout) = stop
+                let wait = next.saturating_duration_since(Instant::now()).min(tick);
+                let (g, _) = done
                     .1
-                    .wait_timeout_while(stopped, period, |s| !*s)
+                    .wait_timeout_while(finished, wait, |d| !*d)
                     .unwrap_or_else(|e| e.into_inner());
-                stopped = g;
-                if *stopped {
+                finished = g;
+                if *finished {
                     return;
                 }
-                if timeout.timed_out() && !pop.renew(id, owner).unwrap_or(false) {
-                    return;
+                if halt.load(Ordering::SeqCst) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if Instant::now() >= next {
+                    next = Instant::now() + period;
+                    if let Ok(false) = pop.renew(id, owner) {
+                        lost.store(true, Ordering::SeqCst);
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
                 }
             }
         });
         // Stops the heartbeat however `f` ends (a panic too: the scope waits for it).
-        struct Stop<'s>(&'s (Mutex<bool>, Condvar));
-        impl Drop for Stop<'_> {
+        struct Done<'s>(&'s (Mutex<bool>, Condvar));
+        impl Drop for Done<'_> {
             fn drop(&mut self) {
                 *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 self.0 .1.notify_all();
             }
         }
-        let _stop = Stop(&stop);
+        let _done = Done(&done);
         f()
     })
 }
