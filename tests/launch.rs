@@ -100,3 +100,23 @@ fn launch_checks_the_stage() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no stage `nope`"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_bad_store_url_is_located_before_anything_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "p.yaml",
+        &PIPELINE.replace(
+            "postgres://rolekd@db.example:5432/rolekd",
+            "ftp://db.example/x",
+        ),
+    );
+    let o = run(d.path(), &[p.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("stages.search.store") && e.contains("not a population store"),
+        "{e}"
+    );
+}

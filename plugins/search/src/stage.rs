@@ -232,8 +232,13 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
         }
     }
     if let Some(url) = &p.store {
-        if url.trim().is_empty() {
-            return Err(params.child_error("store", "an empty URL").into());
+        if !store::is_store_url(url) {
+            return Err(params
+                .child_error(
+                    "store",
+                    format!("`{url}` is not a population store; expected postgres://user@host:port/db, sqlite://PATH or a file path"),
+                )
+                .into());
         }
     }
     Ok(SearchStage {

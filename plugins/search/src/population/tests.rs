@@ -658,6 +658,39 @@ fn a_lost_lease_stops_training_on(b: &Backend) {
 }
 
 #[test]
+fn a_worker_for_one_member_claims_only_it() {
+    let s = pba(3, 1);
+    let cfg = config(s.as_ref(), 1, true);
+    let d = tempfile::tempdir().unwrap();
+    let store = Backend::Sqlite.open(d.path());
+    let mut pop = Population::new(store.as_ref(), s.as_ref(), &PbaSearchSpace, cfg);
+    pop.init(true).unwrap();
+    let Claim::Member(m) = pop.claim_only("w", Some(2)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.id, 2);
+    assert_eq!(pop.claim_only("v", Some(2)).unwrap(), Claim::Wait);
+    assert!(pop.claim_only("v", Some(7)).is_err());
+    let row = ResultRow {
+        member: 2,
+        epoch: 1,
+        reward: 0.5,
+        train_acc: 0.0,
+        loss: 0.0,
+        seconds: 0.0,
+    };
+    let ck = CheckpointRef {
+        member: 2,
+        epoch: 1,
+        path: "c".into(),
+    };
+    pop.report(2, "w", &[row], &ck).unwrap();
+    // Member 2 is done; the others are not, so `--any` would go on.
+    assert_eq!(pop.claim_only("w", Some(2)).unwrap(), Claim::Finished);
+    assert!(matches!(pop.claim("w").unwrap(), Claim::Member(m) if m.id == 0));
+}
+
+#[test]
 fn every_scenario_on_postgres() {
     let Some(server) = pg_server::start_or_skip("every_scenario_on_postgres") else {
         return;

@@ -158,6 +158,16 @@ pub fn redact(url: &str) -> String {
     postgres::redact(url)
 }
 
+/// Whether `url` names a store [`open`] can open (checked before anything runs).
+pub fn is_store_url(url: &str) -> bool {
+    let url = url.trim();
+    !url.is_empty()
+        && (!url.contains("://")
+            || ["postgres://", "postgresql://", "sqlite://", "file://"]
+                .iter()
+                .any(|p| url.starts_with(p)))
+}
+
 /// Opens the store `url` names, for the population `run`: `postgres://...` (or
 /// `postgresql://`) a server database shared by several populations, keyed by `run`;
 /// `sqlite://PATH`, `file://PATH` or a plain path an SQLite file holding one population
