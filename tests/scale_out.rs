@@ -289,3 +289,98 @@ fn workers_finish_a_search_on_postgres_despite_a_kill() {
     };
     scenario("postgres", Some(server.url()));
 }
+
+/// A worker stopped (SIGSTOP) while it trains, past its lease: another worker takes its
+/// member over; revived (SIGCONT), the zombie must not get anything into the store (its
+/// heartbeat finds the lease gone and stops the training, or its report is refused) and
+/// goes on as a normal worker. Every (member, epoch) is reported exactly once.
+#[test]
+fn a_revived_zombie_worker_commits_nothing() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let text = pipeline("")
+        .replace(&format!("population: {POPULATION}"), "population: 2")
+        .replace("channels: [16, 32]", "channels: [32, 64]");
+    let p = write(d.path(), "p.yaml", &text);
+    let stage_dir = d.path().join("r/search");
+    let url = stage_dir.join("population.sqlite").display().to_string();
+    let coord_log = d.path().join("coordinator.log");
+    let mut coordinator = spawn(
+        d.path(),
+        &[p.to_str().unwrap(), "--run-dir", "r"],
+        &coord_log,
+    );
+    wait_for("the population", Duration::from_secs(120), || {
+        stage_dir.join("population.json").exists()
+    });
+    let (za, zb) = (d.path().join("zombie.log"), d.path().join("other.log"));
+    let args = [
+        "worker",
+        "--store",
+        &url,
+        "--run",
+        "search",
+        "--any",
+        "--threads",
+        "1",
+    ];
+    let mut zombie = spawn(d.path(), &args, &za);
+    let pid = zombie.0.id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    // Stop it while it trains: right after a claim starts training, retried at the next
+    // claim when that one was reported before the signal landed.
+    let mut member = None;
+    for n in 1..=4 {
+        wait_for("a zombie claim", Duration::from_secs(120), || {
+            claims(&za) >= n || read(&za).contains("nothing left")
+        });
+        signal("-STOP");
+        let log = read(&za);
+        let Some(at) = log.rfind("first training step") else {
+            panic!("{log}")
+        };
+        if !log[at..].contains("reported epoch") {
+            let claim = &log[..at];
+            let m = claim[claim.rfind("search/m").unwrap() + 8..]
+                .split(':')
+                .next()
+                .unwrap();
+            member = Some(m.parse::<usize>().unwrap());
+            break;
+        }
+        signal("-CONT");
+    }
+    let member = member.expect("never stopped in training");
+    // The other worker reclaims the member once the lease (3 s) expired.
+    let mut other = spawn(d.path(), &args, &zb);
+    let taken = format!("search/m{member}: first training step");
+    wait_for("the takeover", Duration::from_secs(120), || {
+        read(&zb).contains(&taken)
+    });
+    signal("-CONT");
+    assert!(zombie.0.wait().unwrap().success(), "{}", read(&za));
+    assert!(other.0.wait().unwrap().success(), "{}", read(&zb));
+    assert!(
+        coordinator.0.wait().unwrap().success(),
+        "{}",
+        read(&coord_log)
+    );
+    let zlog = read(&za);
+    assert!(
+        zlog.contains(&format!("member {member}: lease lost while training")),
+        "{zlog}"
+    );
+    let store = store::open(&url, "search").unwrap();
+    let results = transact(store.as_ref(), |tx| tx.results()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &results {
+        assert!(seen.insert((r.member, r.epoch)), "reported twice: {r:?}");
+    }
+    assert_eq!(seen.len(), 2 * EPOCHS);
+}
