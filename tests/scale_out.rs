@@ -384,3 +384,32 @@ fn a_revived_zombie_worker_commits_nothing() {
     }
     assert_eq!(seen.len(), 2 * EPOCHS);
 }
+
+/// Two pipelines naming the same `run` in one database: the second is refused (its
+/// population would be somebody else's); the first, redone from scratch (`--fresh`),
+/// clears its own stale population and runs again.
+#[test]
+fn a_run_name_belongs_to_one_stage_directory() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(server) = pg_server::start_or_skip("a_run_name_belongs_to_one_stage_directory") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let text = pipeline(&format!("    store: {}\n    run: shared\n", server.url()))
+        .replace("workers: 0", "workers: 1")
+        .replace(&format!("population: {POPULATION}"), "population: 2")
+        .replace(&format!("epochs: {EPOCHS}"), "epochs: 1");
+    let p = write(d.path(), "p.yaml", &text);
+    let p = p.to_str().unwrap();
+    let o = common::run(d.path(), &[p, "--run-dir", "a"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = common::run(d.path(), &[p, "--run-dir", "b"]);
+    assert!(!o.status.success());
+    let e = common::stderr(&o);
+    assert!(e.contains("already holds a search named `shared`"), "{e}");
+    let o = common::run(d.path(), &[p, "--run-dir", "a", "--fresh"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let store = store::open(&server.url(), "shared").unwrap();
+    let results = transact(store.as_ref(), |tx| tx.results()).unwrap();
+    assert_eq!(results.len(), 2, "{results:?}");
+}

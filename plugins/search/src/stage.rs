@@ -168,8 +168,8 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             .find(|f| trial.get(f).is_some())
         {
             return Err(trial
-            .child_error(f, "a `role: teacher` search trains its trials alone; a teacher belongs to `role: student`")
-            .into());
+                .child_error(f, "a `role: teacher` search trains its trials alone; a teacher belongs to `role: student`")
+                .into());
         }
     }
     let spec = build_spec(&trial, student)?;
@@ -419,10 +419,25 @@ impl Stage for SearchStage {
         let store = store::open(&url, &run)?;
         // A shared store outlives the stage directory: a population there that this
         // directory never saw (the stage redone with --force, or a fresh run directory) is
-        // stale, its checkpoints gone with the old directory.
+        // stale, its checkpoints gone with the old directory. One made by another stage
+        // directory is somebody else's search under the same name: refused, not cleared.
+        let dir = std::path::absolute(&ctx.dir).map_err(|e| Error::io(&ctx.dir, e))?;
         let marker = ctx.dir.join("population.json");
         if self.store.is_some() && !marker.exists() {
-            transact(store.as_ref(), |tx| tx.clear())?;
+            transact(store.as_ref(), |tx| {
+                let owner = tx
+                    .meta(SPEC_KEY)?
+                    .and_then(|t| serde_json::from_str::<WorkerSpec>(&t).ok())
+                    .map(|s| s.dir);
+                match owner {
+                    Some(other) if other != dir => Err(Error::Invalid(format!(
+                        "{}: the store already holds a search named `{run}`, made by {}; give this one another `run`",
+                        ctx.name,
+                        other.display()
+                    ))),
+                    _ => tx.clear(),
+                }
+            })?;
         }
         let mut pop = Population::new(
             store.as_ref(),
@@ -439,7 +454,6 @@ impl Stage for SearchStage {
                 ctx.name, r.results, r.members_done, self.plan.population, r.leases_dropped
             ));
         }
-        let dir = std::path::absolute(&ctx.dir).map_err(|e| Error::io(&ctx.dir, e))?;
         let spec = WorkerSpec {
             stage: ctx.name.to_string(),
             params: serde_yaml_ng::to_string(self.params.value())
