@@ -413,3 +413,43 @@ fn a_run_name_belongs_to_one_stage_directory() {
     let results = transact(store.as_ref(), |tx| tx.results()).unwrap();
     assert_eq!(results.len(), 2, "{results:?}");
 }
+
+/// `launch local` started before the pipeline: its workers wait for the population, train
+/// it all, and exit 0; the pipeline (`workers: 0`) then writes the stage's outputs.
+#[test]
+fn launch_local_workers_started_first_finish_the_search() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let text = pipeline("")
+        .replace(&format!("population: {POPULATION}"), "population: 2")
+        .replace(&format!("epochs: {EPOCHS}"), "epochs: 2");
+    let p = write(d.path(), "p.yaml", &text);
+    let p = p.to_str().unwrap();
+    let launch_log = d.path().join("launch.log");
+    let mut launch = spawn(
+        d.path(),
+        &[
+            "launch",
+            "local",
+            p,
+            "--stage",
+            "search",
+            "--workers",
+            "2",
+            "--run-dir",
+            "r",
+        ],
+        &launch_log,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let o = common::run(d.path(), &[p, "--run-dir", "r"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(launch.0.wait().unwrap().success(), "{}", read(&launch_log));
+    let log = read(&launch_log);
+    assert_eq!(
+        log.matches("nothing left in run `search`").count(),
+        2,
+        "{log}"
+    );
+    assert!(d.path().join("r/search/schedule.json").exists());
+}
