@@ -47,10 +47,11 @@ YAML
 first=$( (timeout 30 target/release/rolekd-run "$work/first.yaml" --run-dir "$work/first" 2>&1 || true) \
   | sed -n 's/.*first training step \([0-9.]*\)s after start.*/\1/p' | head -1)
 
-# 5. Search efficiency: P = 4 members trained concurrently (4 workers) vs one member alone,
+# 5. Search efficiency: P = 4 members trained concurrently (4 workers) vs one member alone
+# (random policies, so both runs do the same work: no exploit copies),
 # each for the same epochs: (P x time of one alone) / time of the P-member search.
 search_stage() { # name population workers
-  echo "  $1: {kind: search, role: teacher, train_size: 2000, val_size: 1000, workers: $3, strategy: {type: pba, population: $2, interval: 1}, trial: *trial}"
+  echo "  $1: {kind: search, role: teacher, train_size: 2000, val_size: 1000, workers: $3, strategy: {type: random, population: $2, interval: 1}, trial: *trial}"
 }
 {
   cat <<YAML

@@ -212,6 +212,8 @@ fn run_graph(
             at.error(e.to_string())
         })?;
         let t0 = Instant::now();
+        // A search worker (rolekd-search's worker) rebuilds it the same way, from the
+        // `data_params` and `data_seed` of the stage's context.
         let d = Arc::new(factory(&pipeline.data, Seed(pipeline.seed).child("data"))?);
         progress.log(&format!(
             "data: {} ({} train, {} val, {} test) loaded in {:.1}s",
@@ -294,6 +296,8 @@ fn run_graph(
             progress,
             interrupted,
             data: &load_data,
+            data_params: &pipeline.data,
+            data_seed: Seed(pipeline.seed).child("data"),
         };
         let t0 = Instant::now();
         let mut result = stage.run(&ctx)?;

@@ -1,11 +1,13 @@
 //! Command-line parsing and dispatch.
 
 mod augment;
+mod launch;
 mod loss_eval;
 mod models;
 mod plugins;
 mod run;
 mod schedule;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use rolekd_core::Error;
@@ -57,6 +59,13 @@ enum Command {
         /// The run directory (e.g. runs/role-wise-quick).
         run_dir: std::path::PathBuf,
     },
+    /// Join a search as a worker: claim its members through the population store and train
+    /// them until none is left (SIGTERM: save, release, exit).
+    Worker(worker::WorkerArgs),
+    /// Start a search's workers: a Slurm job array, a Kubernetes Indexed Job, or local
+    /// processes.
+    #[command(subcommand)]
+    Launch(launch::LaunchCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -102,6 +111,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Worker(args)) => worker::run(args),
+        Some(Command::Launch(c)) => launch::run(c),
         None => run::run(cli.run),
     }
 }

@@ -37,6 +37,10 @@ pub struct StageCtx<'a> {
     /// Set when the user interrupts: stages checkpoint and return `Error::Interrupted`.
     pub interrupted: &'a AtomicBool,
     pub data: &'a dyn Fn() -> Result<Arc<Dataset>>,
+    /// The pipeline's `data` entry and the seed its dataset is built with: what a process
+    /// outside this run (a search worker on another machine) needs to load the same data.
+    pub data_params: &'a Params,
+    pub data_seed: Seed,
 }
 
 /// A configured stage, built (and so validated) before anything runs.

@@ -68,7 +68,13 @@ pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
     }
     c.line((left, top + ph), (left + pw, top + ph), BLACK, 1);
     c.line((left, top), (left, top + ph), BLACK, 1);
-    c.text(left as usize, 12, "TEST ACCURACY PER EPOCH, PERCENT", 2, BLACK);
+    c.text(
+        left as usize,
+        12,
+        "TEST ACCURACY PER EPOCH, PERCENT",
+        2,
+        BLACK,
+    );
     for (k, (name, points)) in series.iter().enumerate() {
         let col = OP_COLOURS[k % OP_COLOURS.len()];
         let mut prev = None;

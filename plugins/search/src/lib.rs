@@ -5,8 +5,9 @@
 //! - [`population`]: the store-agnostic coordination: claim a member with a lease, train
 //!   it to the next perturbation point, report, and decide exploit/explore in one
 //!   transaction; resume after a kill.
-//! - [`store`]: the [`store::PopulationStore`] trait and its embedded SQLite implementation
-//!   (`population.sqlite`).
+//! - [`store`]: the [`store::PopulationStore`] trait, its embedded SQLite implementation
+//!   (`population.sqlite`) and a PostgreSQL one for workers on several machines.
+//! - [`worker`]: a worker process joining a search through the store alone.
 //! - [`strategy`]: the `pba`, `random` and `grid` search-strategy plugins.
 //! - [`space`]: policy spaces a search can explore (PBA's 60 genes).
 //! - [`lineage`]: a member's chain of policies, its schedule, and PBA-compatible logs.
@@ -21,6 +22,7 @@ pub mod stage;
 pub mod store;
 pub mod strategy;
 pub mod trials;
+pub mod worker;
 
 /// Called by the binary so the linker keeps this crate's plugin registrations.
 pub fn link() {}

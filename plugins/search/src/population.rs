@@ -131,6 +131,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Whether `owner` holds a live lease on `m` at the store's time `now`. This is the fence:
+/// a worker that stalled past its lease (a paused VM, a stopped process) may still be
+/// running, but from the moment the lease expired nothing it reports is recorded, even if
+/// nobody has claimed the member since, so two workers can never both publish one step.
+fn holds(m: &Member, owner: &str, now: i64) -> bool {
+    m.lease
+        .as_ref()
+        .is_some_and(|l| l.owner == owner && l.expires_ms >= now)
+}
+
 /// What the store says about an earlier session, for the log.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resumed {
@@ -163,9 +173,11 @@ impl<'a> Population<'a> {
     }
 
     /// Creates the population (initial genes from the strategy) or, when the store holds
-    /// one, checks it was made for this search and drops every lease (this process holds the
-    /// run directory, so no earlier worker is alive). `Some` when resuming.
-    pub fn init(&mut self) -> Result<Option<Resumed>> {
+    /// one, checks it was made for this search and, with `reclaim`, drops every lease (when
+    /// this process alone trains the search: it holds the run directory, so no earlier
+    /// worker is alive; with workers in other processes their leases stay and expire on
+    /// their own). `Some` when resuming.
+    pub fn init(&mut self, reclaim: bool) -> Result<Option<Resumed>> {
         let cfg = self.cfg.clone();
         let (strategy, space) = (self.strategy, self.space);
         let shape = format!(
@@ -196,7 +208,7 @@ impl<'a> Population<'a> {
                     }
                     let mut dropped = 0;
                     let members = tx.members()?;
-                    for mut m in members.clone() {
+                    for mut m in members.clone().into_iter().filter(|_| reclaim) {
                         if m.lease.take().is_some() {
                             dropped += 1;
                             tx.put_member(&m)?;
@@ -248,17 +260,35 @@ impl<'a> Population<'a> {
 
     /// Claims the runnable member with the fewest epochs (then the lowest id) for `owner`.
     pub fn claim(&self, owner: &str) -> Result<Claim> {
+        self.claim_only(owner, None)
+    }
+
+    /// [`Population::claim`] restricted to member `only` when given (`Finished` once that
+    /// member is done).
+    pub fn claim_only(&self, owner: &str, only: Option<usize>) -> Result<Claim> {
         let (epochs, lease) = (self.cfg.epochs, self.cfg.lease);
         transact(self.store, |tx| {
-            let now = now_ms();
+            let now = tx.now_ms()?;
             let members = tx.members()?;
-            if members.iter().all(|m| m.status == Status::Done) {
+            if only.is_some_and(|i| !members.iter().any(|m| m.id == i)) {
+                return Err(Error::Invalid(format!(
+                    "member {} does not exist (population {})",
+                    only.unwrap_or_default(),
+                    members.len()
+                )));
+            }
+            if members
+                .iter()
+                .filter(|m| only.is_none_or(|i| m.id == i))
+                .all(|m| m.status == Status::Done)
+            {
                 return Ok(Claim::Finished);
             }
             let pick = members
                 .iter()
                 .filter(|m| {
-                    m.status == Status::Ready
+                    only.is_none_or(|i| m.id == i)
+                        && m.status == Status::Ready
                         && m.epoch < epochs
                         && m.lease.as_ref().is_none_or(|l| l.expires_ms < now)
                 })
@@ -276,19 +306,22 @@ impl<'a> Population<'a> {
         })
     }
 
-    /// Extends `owner`'s lease on `id`; false when it is no longer theirs.
+    /// Extends `owner`'s lease on `id`; false when it is no longer theirs (taken over, or
+    /// expired: an expired lease is never revived, see [`holds`]).
     pub fn renew(&self, id: usize, owner: &str) -> Result<bool> {
         let lease = self.cfg.lease;
         transact(self.store, |tx| {
+            let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
-            match &mut m.lease {
-                Some(l) if l.owner == owner => {
-                    l.expires_ms = now_ms() + lease.as_millis() as i64;
-                    tx.put_member(&m)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
+            if !holds(&m, owner, now) {
+                return Ok(false);
             }
+            m.lease = Some(Lease {
+                owner: owner.to_string(),
+                expires_ms: now + lease.as_millis() as i64,
+            });
+            tx.put_member(&m)?;
+            Ok(true)
         })
     }
 
@@ -327,8 +360,9 @@ impl<'a> Population<'a> {
     /// Marks `id`'s pending exploit as applied to its training state.
     pub fn applied(&self, id: usize, owner: &str) -> Result<bool> {
         transact(self.store, |tx| {
+            let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
-            if m.lease.as_ref().is_none_or(|l| l.owner != owner) {
+            if !holds(&m, owner, now) {
                 return Ok(false);
             }
             m.pending = None;
@@ -398,8 +432,9 @@ impl<'a> Population<'a> {
         }
         let wall = self.wall_seconds();
         transact(self.store, |tx| {
+            let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
-            if m.lease.as_ref().is_none_or(|l| l.owner != owner) {
+            if !holds(&m, owner, now) {
                 return Ok(Reported::LostLease);
             }
             for r in rows {
@@ -850,6 +885,67 @@ fn worker(
     }
 }
 
+/// A worker of its own (a process that joined the search through the store): claims
+/// members (`only` that one when given), trains and reports them until nothing is left, and
+/// returns the steps it completed. Other processes' progress is seen by polling the store
+/// every `poll`. `halt` (a SIGTERM) stops it after the member in training is saved and its
+/// lease given back: `Error::Interrupted`.
+pub fn work(
+    pop: &Population<'_>,
+    trials: &dyn Trials,
+    owner: &str,
+    only: Option<usize>,
+    halt: &AtomicBool,
+    poll: Duration,
+) -> Result<usize> {
+    let mut steps = 0;
+    loop {
+        if halt.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        match pop.claim_only(owner, only)? {
+            Claim::Finished => return Ok(steps),
+            Claim::Wait => {
+                let end = Instant::now() + poll;
+                while Instant::now() < end && !halt.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            Claim::Member(m) => {
+                let id = m.id;
+                let r = step(pop, trials, owner, m, halt);
+                if r.is_err() {
+                    let _ = pop.release(id, owner);
+                }
+                r?;
+                steps += 1;
+            }
+        }
+    }
+}
+
+impl Population<'_> {
+    /// Waits until every member is done, trained by workers in other processes (a stage
+    /// with `workers: 0`); `interrupted` stops the wait (`Error::Interrupted`).
+    pub fn wait_finished(&self, interrupted: &AtomicBool, poll: Duration) -> Result<()> {
+        loop {
+            let done = transact(self.store, |tx| {
+                Ok(tx.members()?.iter().all(|m| m.status == Status::Done))
+            })?;
+            if done {
+                return Ok(());
+            }
+            let end = Instant::now() + poll;
+            while Instant::now() < end {
+                if interrupted.load(Ordering::SeqCst) {
+                    return Err(Error::Interrupted);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 /// One claimed member: apply a pending exploit, train to the next point, publish, report.
 fn step(
     pop: &Population<'_>,
@@ -867,7 +963,21 @@ fn step(
         m.pending = None;
     }
     let to = pop.next_stop(m.epoch);
-    let (rows, reported) = match with_heartbeat(pop, m.id, owner, || trials.train(&m, to, halt)) {
+    // `stop` halts the training on an interrupt, or as soon as the heartbeat finds the
+    // lease gone: a stalled worker that wakes up after its lease expired stops writing the
+    // member's state at the next step instead of training on beside its new owner.
+    let (stop, lost) = (AtomicBool::new(false), AtomicBool::new(false));
+    let trained = with_heartbeat(pop, m.id, owner, halt, &stop, &lost, || {
+        trials.train(&m, to, &stop)
+    });
+    if lost.load(Ordering::SeqCst) {
+        trials.log(&format!(
+            "warning: member {}: lease lost while training; stopped, nothing reported",
+            m.id
+        ));
+        return Ok(());
+    }
+    let (rows, reported) = match trained {
         Ok(rows) => {
             let ckpt = trials.publish(m.id, to)?;
             let reported = pop.report(m.id, owner, &rows, &ckpt)?;
@@ -909,41 +1019,57 @@ fn step(
     Ok(())
 }
 
-/// Runs `f` while a thread renews the lease at a third of its length.
+/// Runs `f` while a thread renews the lease at a third of its length and raises `stop`
+/// when `halt` is raised or the lease is lost (then `lost` too). A failed renewal (the store
+/// unreachable) is retried at the next beat: only the store saying no loses the lease.
 fn with_heartbeat<T>(
     pop: &Population<'_>,
     id: usize,
     owner: &str,
+    halt: &AtomicBool,
+    stop: &AtomicBool,
+    lost: &AtomicBool,
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
-    let stop = (Mutex::new(false), Condvar::new());
+    let done = (Mutex::new(false), Condvar::new());
     let period = pop.cfg.lease / 3;
+    let tick = Duration::from_millis(50);
     std::thread::scope(|s| {
         s.spawn(|| {
-            let mut stopped = stop.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut finished = done.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = Instant::now() + period;
             loop {
-                let (g, timeout) = stop
+                let wait = next.saturating_duration_since(Instant::now()).min(tick);
+                let (g, _) = done
                     .1
-                    .wait_timeout_while(stopped, period, |s| !*s)
+                    .wait_timeout_while(finished, wait, |d| !*d)
                     .unwrap_or_else(|e| e.into_inner());
-                stopped = g;
-                if *stopped {
+                finished = g;
+                if *finished {
                     return;
                 }
-                if timeout.timed_out() && !pop.renew(id, owner).unwrap_or(false) {
-                    return;
+                if halt.load(Ordering::SeqCst) {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if Instant::now() >= next {
+                    next = Instant::now() + period;
+                    if let Ok(false) = pop.renew(id, owner) {
+                        lost.store(true, Ordering::SeqCst);
+                        stop.store(true, Ordering::SeqCst);
+                        return;
+                    }
                 }
             }
         });
         // Stops the heartbeat however `f` ends (a panic too: the scope waits for it).
-        struct Stop<'s>(&'s (Mutex<bool>, Condvar));
-        impl Drop for Stop<'_> {
+        struct Done<'s>(&'s (Mutex<bool>, Condvar));
+        impl Drop for Done<'_> {
             fn drop(&mut self) {
                 *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 self.0 .1.notify_all();
             }
         }
-        let _stop = Stop(&stop);
+        let _done = Done(&done);
         f()
     })
 }

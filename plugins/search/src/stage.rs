@@ -7,6 +7,8 @@
 //!   train_size: 4000              # the search re-splits the pipeline's training split
 //!   val_size: 46000               #   (seeded): trials train on 4000, the reward is val acc
 //!   workers: 2                    # members trained at once (threads), the rest time-sliced
+//!   # store: postgres://rolekd@db:5432/rolekd   # shared store for `rolekd-run worker`s
+//!   # run: teacher-search-1       # the population's name in a shared store
 //!   sync: true                    # decide at a point once every member reported it
 //!   strategy: {type: pba, population: 16, interval: 3, quantile: 0.25}
 //!   trial:                        # a `train` (teacher) or `distill` (student) mapping
@@ -19,26 +21,35 @@
 //! threads are process-wide: while the stage runs they are split between the workers
 //! (`max(1, threads / workers)`, threads being libtorch's default, one per core or
 //! `OMP_NUM_THREADS`), and restored afterwards.
+//!
+//! Scale-out: when it initialises the population the stage records a
+//! [`crate::worker::WorkerSpec`] in the store, so `rolekd-run worker --store URL --run NAME`
+//! processes (other machines with `store: postgres://...`) train members alongside its own
+//! threads; `workers: 0` leaves all the training to them and only waits and reports.
 
 use crate::population::{run_workers, Population, SearchConfig};
 use crate::report::write_outputs;
 use crate::space::{self, check_genes, SearchSpace};
-use crate::store::sqlite::SqliteStore;
+use crate::store::{self, transact};
 use crate::trials::{buffer_names, trial_dir, TrainerTrials};
+use crate::worker::{device_name, WorkerSpec, SPEC_KEY};
 use rand::seq::SliceRandom;
 use rolekd_core::artifact::ArtifactKind;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::{SearchPlan, SearchStrategy};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
 use rolekd_core::trainer::TrainSpec;
 use rolekd_core::yaml::Value;
 use rolekd_core::{register_plugin, registry, Error, Result};
 use rolekd_stages::training::build_spec;
 use serde::Deserialize;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tch::Device;
 
 /// Which role a search finds a schedule for.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -75,8 +86,17 @@ struct SearchParams {
     #[serde(default)]
     val_size: Option<usize>,
     /// Members trained at once, on threads; more members than workers are time-sliced.
+    /// 0: none here, `rolekd-run worker` processes train them all (the stage waits).
     #[serde(default = "default_workers")]
     workers: usize,
+    /// The population store's URL: `postgres://user@host:port/db` for workers on other
+    /// machines (default: `population.sqlite` in the stage directory).
+    #[serde(default)]
+    store: Option<String>,
+    /// The population's name in the store (default: the stage's name); searches sharing a
+    /// database need different names.
+    #[serde(default)]
+    run: Option<String>,
     /// Decide at a perturbation point only once every member has reported it (the result
     /// is then independent of worker count and timing); `false`: PBT's asynchronous mode.
     #[serde(default = "yes")]
@@ -107,18 +127,21 @@ fn default_lease() -> u64 {
     600
 }
 
-struct SearchStage {
+/// A configured search stage (also rebuilt by a [`crate::worker`] from the store).
+pub(crate) struct SearchStage {
     params: Params,
     role: Role,
     spec: TrainSpec,
     augment: Option<Params>,
-    strategy: Box<dyn SearchStrategy>,
+    pub(crate) strategy: Box<dyn SearchStrategy>,
     strategy_name: String,
     plan: SearchPlan,
-    space: Box<dyn SearchSpace>,
+    pub(crate) space: Box<dyn SearchSpace>,
     train_size: Option<usize>,
     val_size: Option<usize>,
     workers: usize,
+    store: Option<String>,
+    run: Option<String>,
     sync: bool,
     slack: usize,
     lease: Duration,
@@ -126,6 +149,11 @@ struct SearchStage {
 }
 
 fn build(params: &Params) -> Result<Box<dyn Stage>> {
+    Ok(Box::new(parse(params)?))
+}
+
+/// Parses and checks a `search` stage's params.
+pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
     let p: SearchParams = params.parse()?;
     let trial = params.get("trial").expect("parsed");
     if trial.value().as_mapping().is_none() {
@@ -188,9 +216,6 @@ fn build(params: &Params) -> Result<Box<dyn Stage>> {
         check_genes(space.as_ref(), &genes)
             .map_err(|e| strategy_p.error(format!("initial policy of member {k}: {e}")))?;
     }
-    if p.workers == 0 {
-        return Err(params.child_error("workers", "must be at least 1").into());
-    }
     if p.sync && p.slack.is_some() {
         return Err(params
             .child_error("slack", "only used with `sync: false`")
@@ -206,7 +231,17 @@ fn build(params: &Params) -> Result<Box<dyn Stage>> {
             return Err(params.child_error(key, "must be at least 1").into());
         }
     }
-    Ok(Box::new(SearchStage {
+    if let Some(url) = &p.store {
+        if !store::is_store_url(url) {
+            return Err(params
+                .child_error(
+                    "store",
+                    format!("`{url}` is not a population store; expected postgres://user@host:port/db, sqlite://PATH or a file path"),
+                )
+                .into());
+        }
+    }
+    Ok(SearchStage {
         params: params.clone(),
         role: p.role,
         spec,
@@ -219,10 +254,56 @@ fn build(params: &Params) -> Result<Box<dyn Stage>> {
         train_size: p.train_size,
         val_size: p.val_size,
         workers: p.workers,
+        store: p.store,
+        run: p.run,
         sync: p.sync,
         lease: Duration::from_secs(p.lease_seconds),
         keep_states: p.keep_states,
-    }))
+    })
+}
+
+impl SearchStage {
+    /// How the population runs, with the search's stream `seed`.
+    pub(crate) fn search_config(&self, seed: Seed) -> SearchConfig {
+        SearchConfig {
+            epochs: self.spec.epochs,
+            plan: self.plan.clone(),
+            sync: self.sync,
+            slack: self.slack,
+            lease: self.lease,
+            seed,
+            strategy_name: self.strategy_name.clone(),
+        }
+    }
+
+    /// The trainer of members living in `dir` (the stage directory).
+    pub(crate) fn trials<'a>(
+        &'a self,
+        dir: &Path,
+        seed: Seed,
+        device: Device,
+        data: Arc<Dataset>,
+        progress: &'a Progress,
+        label: &str,
+    ) -> Result<TrainerTrials<'a>> {
+        let buffers = if self.plan.copy_buffers {
+            Default::default()
+        } else {
+            buffer_names(&self.spec, &data)?
+        };
+        Ok(TrainerTrials {
+            spec: self.spec.clone(),
+            augment: self.augment.clone(),
+            space: self.space.as_ref(),
+            dir: dir.to_path_buf(),
+            seed,
+            device,
+            data,
+            progress,
+            label: label.to_string(),
+            buffers,
+        })
+    }
 }
 
 /// libtorch's intra-op threads split between workers while alive; restored on drop.
@@ -246,7 +327,7 @@ impl Drop for IntraOpThreads {
 impl SearchStage {
     /// The search's own split of the pipeline's training split: a seeded permutation, the
     /// first `train_size` images to train on and the next `val_size` to validate on.
-    fn split(&self, data: &Dataset, seed: Seed) -> Result<Dataset> {
+    pub(crate) fn split(&self, data: &Dataset, seed: Seed) -> Result<Dataset> {
         let n = data.train.len();
         let val = self.val_size.unwrap_or_else(|| (n / 5).max(1));
         let train = self.train_size.unwrap_or(n.saturating_sub(val));
@@ -328,45 +409,85 @@ impl Stage for SearchStage {
             sdata.val.len(),
             self.workers
         ));
-        let store = SqliteStore::open(&ctx.dir.join("population.sqlite"))?;
+        let run = self.run.clone().unwrap_or_else(|| ctx.name.to_string());
+        let url = self.store.clone().unwrap_or_else(|| {
+            ctx.dir
+                .join("population.sqlite")
+                .to_string_lossy()
+                .into_owned()
+        });
+        let store = store::open(&url, &run)?;
+        // A shared store outlives the stage directory: a population there that this
+        // directory never saw (the stage redone with --force, or a fresh run directory) is
+        // stale, its checkpoints gone with the old directory. One made by another stage
+        // directory is somebody else's search under the same name: refused, not cleared.
+        let dir = std::path::absolute(&ctx.dir).map_err(|e| Error::io(&ctx.dir, e))?;
+        let marker = ctx.dir.join("population.json");
+        if self.store.is_some() && !marker.exists() {
+            transact(store.as_ref(), |tx| {
+                let owner = tx
+                    .meta(SPEC_KEY)?
+                    .and_then(|t| serde_json::from_str::<WorkerSpec>(&t).ok())
+                    .map(|s| s.dir);
+                match owner {
+                    Some(other) if other != dir => Err(Error::Invalid(format!(
+                        "{}: the store already holds a search named `{run}`, made by {}; give this one another `run`",
+                        ctx.name,
+                        other.display()
+                    ))),
+                    _ => tx.clear(),
+                }
+            })?;
+        }
         let mut pop = Population::new(
-            &store,
+            store.as_ref(),
             self.strategy.as_ref(),
             self.space.as_ref(),
-            SearchConfig {
-                epochs: self.spec.epochs,
-                plan: self.plan.clone(),
-                sync: self.sync,
-                slack: self.slack,
-                lease: self.lease,
-                seed: search_seed,
-                strategy_name: self.strategy_name.clone(),
-            },
+            self.search_config(search_seed),
         );
-        if let Some(r) = pop.init()? {
+        // Only this process trains a search in its own SQLite file with its own threads:
+        // its leases from an earlier session are dead. Otherwise workers elsewhere may live.
+        let exclusive = self.store.is_none() && self.workers > 0;
+        if let Some(r) = pop.init(exclusive)? {
             ctx.progress.log(&format!(
                 "{}: resuming the search: {} results recorded, {} of {} members done, {} lease(s) reclaimed",
                 ctx.name, r.results, r.members_done, self.plan.population, r.leases_dropped
             ));
         }
-        let buffers = if self.plan.copy_buffers {
-            Default::default()
+        let spec = WorkerSpec {
+            stage: ctx.name.to_string(),
+            params: serde_yaml_ng::to_string(self.params.value())
+                .map_err(|e| Error::Invalid(format!("cannot record the stage's params: {e}")))?,
+            data: serde_yaml_ng::to_string(ctx.data_params.value())
+                .map_err(|e| Error::Invalid(format!("cannot record the data entry: {e}")))?,
+            data_seed: ctx.data_seed.0,
+            seed: ctx.seed.0,
+            dir,
+            device: device_name(ctx.device),
+        };
+        transact(store.as_ref(), |tx| {
+            tx.set_meta(SPEC_KEY, &serde_json::to_string(&spec).expect("serialises"))
+        })?;
+        rolekd_core::rundir::write_json(
+            &marker,
+            &serde_json::json!({"store": store::redact(&url), "run": run}),
+        )?;
+        let trials = self.trials(
+            &ctx.dir,
+            search_seed,
+            ctx.device,
+            sdata.clone(),
+            ctx.progress,
+            ctx.name,
+        )?;
+        if self.workers == 0 {
+            ctx.progress.log(&format!(
+                "{}: waiting for workers: rolekd-run worker --store '{}' --run '{run}'",
+                ctx.name,
+                store::redact(&url)
+            ));
+            pop.wait_finished(ctx.interrupted, Duration::from_secs(1))?;
         } else {
-            buffer_names(&self.spec, &sdata)?
-        };
-        let trials = TrainerTrials {
-            spec: self.spec.clone(),
-            augment: self.augment.clone(),
-            space: self.space.as_ref(),
-            dir: ctx.dir.clone(),
-            seed: search_seed,
-            device: ctx.device,
-            data: sdata.clone(),
-            progress: ctx.progress,
-            label: ctx.name.to_string(),
-            buffers,
-        };
-        {
             let _threads = IntraOpThreads::split(self.workers);
             run_workers(&pop, &trials, self.workers, ctx.interrupted)?;
         }

@@ -1,10 +1,14 @@
-//! The coordination on the real SQLite store with a fake trainer: a member's "weights" are
-//! one number in a JSON file per epoch, advanced by a deterministic function of the member,
-//! the epoch and the policy in force, so whole searches run in milliseconds. Crashes are
-//! panics at chosen points (the lease stays behind, as after `kill -9`).
+//! The coordination on the real stores (SQLite, and PostgreSQL on a throwaway server) with
+//! a fake trainer: a member's "weights" are one number in a JSON file per epoch, advanced by
+//! a deterministic function of the member, the epoch and the policy in force, so whole
+//! searches run in milliseconds. Crashes are panics at chosen points (the lease stays
+//! behind, as after `kill -9`). Every scenario runs on both stores: one test per scenario
+//! on SQLite, and `every_scenario_on_postgres` runs them all against one server.
 
 use super::*;
 use crate::space::PbaSearchSpace;
+use crate::store::pg_server;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use rolekd_augment::schedule::import_pba_log;
 use rolekd_core::config::Params;
@@ -242,17 +246,39 @@ fn outcome(snap: &Snapshot) -> Outcome {
     }
 }
 
+/// Which store a scenario runs on.
+enum Backend {
+    Sqlite,
+    /// A server's URL; each scenario's run is named after its temporary directory.
+    Postgres(String),
+}
+
+impl Backend {
+    /// The store of the search in `dir` (the same population every time for one `dir`).
+    fn open(&self, dir: &Path) -> Box<dyn PopulationStore> {
+        match self {
+            Backend::Sqlite => Box::new(SqliteStore::open(&dir.join("population.sqlite")).unwrap()),
+            Backend::Postgres(url) => {
+                let run = dir.file_name().unwrap().to_string_lossy();
+                Box::new(PostgresStore::open(url, &run).unwrap())
+            }
+        }
+    }
+}
+
 /// Runs a whole search in `dir` (resuming what the store there holds).
 fn search(
+    b: &Backend,
     dir: &Path,
     strategy: &dyn SearchStrategy,
     cfg: &SearchConfig,
     workers: usize,
     fake: &Fake,
 ) -> Result<Snapshot> {
-    let store = SqliteStore::open(&dir.join("population.sqlite"))?;
-    let mut pop = Population::new(&store, strategy, &PbaSearchSpace, cfg.clone());
-    pop.init()?;
+    let store = b.open(dir);
+    let store = store.as_ref();
+    let mut pop = Population::new(store, strategy, &PbaSearchSpace, cfg.clone());
+    pop.init(true)?;
     let never = AtomicBool::new(false);
     run_workers(&pop, fake, workers, &never)?;
     pop.snapshot()
@@ -260,10 +286,15 @@ fn search(
 
 #[test]
 fn sync_search_is_independent_of_workers_and_timing() {
+    sync_search_is_independent_of_workers_and_timing_on(&Backend::Sqlite);
+}
+
+fn sync_search_is_independent_of_workers_and_timing_on(b: &Backend) {
     let s = pba(6, 3);
     let cfg = config(s.as_ref(), 9, true);
     let a = tempfile::tempdir().unwrap();
     let one = search(
+        b,
         a.path(),
         s.as_ref(),
         &cfg,
@@ -271,13 +302,14 @@ fn sync_search_is_independent_of_workers_and_timing() {
         &Fake::new(a.path(), None, false),
     )
     .unwrap();
-    let b = tempfile::tempdir().unwrap();
+    let t = tempfile::tempdir().unwrap();
     let three = search(
-        b.path(),
+        b,
+        t.path(),
         s.as_ref(),
         &cfg,
         3,
-        &Fake::new(b.path(), None, true),
+        &Fake::new(t.path(), None, true),
     )
     .unwrap();
     assert_eq!(outcome(&one), outcome(&three));
@@ -299,6 +331,7 @@ fn sync_search_is_independent_of_workers_and_timing() {
     other.seed = Seed(7).child("search");
     let c = tempfile::tempdir().unwrap();
     let seven = search(
+        b,
         c.path(),
         s.as_ref(),
         &other,
@@ -311,11 +344,16 @@ fn sync_search_is_independent_of_workers_and_timing() {
 
 #[test]
 fn killed_search_resumes_to_the_same_result() {
+    killed_search_resumes_to_the_same_result_on(&Backend::Sqlite);
+}
+
+fn killed_search_resumes_to_the_same_result_on(b: &Backend) {
     let s = pba(5, 2);
     let cfg = config(s.as_ref(), 6, true);
     let r = tempfile::tempdir().unwrap();
     let reference = outcome(
         &search(
+            b,
             r.path(),
             s.as_ref(),
             &cfg,
@@ -334,11 +372,11 @@ fn killed_search_resumes_to_the_same_result() {
     ] {
         let d = tempfile::tempdir().unwrap();
         let killed = Fake::new(d.path(), Some(crash), true);
-        let err = search(d.path(), s.as_ref(), &cfg, 2, &killed).unwrap_err();
+        let err = search(b, d.path(), s.as_ref(), &cfg, 2, &killed).unwrap_err();
         assert!(err.to_string().contains("simulated kill"), "{err}");
         // The lease of the killed member is still in the store; a restart reclaims it.
         let resumed = Fake::new(d.path(), None, false);
-        let snap = search(d.path(), s.as_ref(), &cfg, 2, &resumed).unwrap();
+        let snap = search(b, d.path(), s.as_ref(), &cfg, 2, &resumed).unwrap();
         assert_eq!(outcome(&snap), reference, "after a kill at {crash:?}");
         // The restart trained only what was lost, not the whole search again.
         let total = killed.trained_epochs.load(Ordering::SeqCst)
@@ -349,10 +387,15 @@ fn killed_search_resumes_to_the_same_result() {
 
 #[test]
 fn async_search_finishes_and_logs_decode_to_lineages() {
+    async_search_finishes_and_logs_decode_to_lineages_on(&Backend::Sqlite);
+}
+
+fn async_search_finishes_and_logs_decode_to_lineages_on(b: &Backend) {
     let s = pba(4, 2);
     let cfg = config(s.as_ref(), 8, false);
     let d = tempfile::tempdir().unwrap();
     let snap = search(
+        b,
         d.path(),
         s.as_ref(),
         &cfg,
@@ -375,11 +418,15 @@ fn async_search_finishes_and_logs_decode_to_lineages() {
 
 #[test]
 fn sync_logs_decode_and_only_needed_checkpoints_remain() {
+    sync_logs_decode_and_only_needed_checkpoints_remain_on(&Backend::Sqlite);
+}
+
+fn sync_logs_decode_and_only_needed_checkpoints_remain_on(b: &Backend) {
     let s = pba(4, 2);
     let cfg = config(s.as_ref(), 6, true);
     let d = tempfile::tempdir().unwrap();
     let fake = Fake::new(d.path(), None, false);
-    let snap = search(d.path(), s.as_ref(), &cfg, 2, &fake).unwrap();
+    let snap = search(b, d.path(), s.as_ref(), &cfg, 2, &fake).unwrap();
     for m in &snap.members {
         let text = crate::lineage::log_text(&m.log);
         assert_eq!(
@@ -389,8 +436,8 @@ fn sync_logs_decode_and_only_needed_checkpoints_remain() {
         // A member's final genes are its lineage's last policy.
         assert_eq!(m.genes, m.lineage.current());
     }
-    let store = SqliteStore::open(&d.path().join("population.sqlite")).unwrap();
-    let ckpts = transact(&store, |tx| tx.checkpoints()).unwrap();
+    let store = b.open(d.path());
+    let ckpts = transact(store.as_ref(), |tx| tx.checkpoints()).unwrap();
     assert_eq!(ckpts.len(), 4);
     assert!(ckpts.iter().all(|c| c.epoch == 6));
     let files = std::fs::read_dir(d.path().join("ckpt")).unwrap().count();
@@ -399,13 +446,18 @@ fn sync_logs_decode_and_only_needed_checkpoints_remain() {
 
 #[test]
 fn leases_expire_and_a_stale_report_is_dropped() {
+    leases_expire_and_a_stale_report_is_dropped_on(&Backend::Sqlite);
+}
+
+fn leases_expire_and_a_stale_report_is_dropped_on(b: &Backend) {
     let s = pba(2, 1);
     let mut cfg = config(s.as_ref(), 2, true);
-    cfg.lease = Duration::from_millis(300);
+    cfg.lease = Duration::from_millis(1000);
     let d = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&d.path().join("population.sqlite")).unwrap();
-    let mut pop = Population::new(&store, s.as_ref(), &PbaSearchSpace, cfg);
-    assert_eq!(pop.init().unwrap(), None);
+    let store = b.open(d.path());
+    let store = store.as_ref();
+    let mut pop = Population::new(store, s.as_ref(), &PbaSearchSpace, cfg);
+    assert_eq!(pop.init(true).unwrap(), None);
     let Claim::Member(a) = pop.claim("A").unwrap() else {
         panic!()
     };
@@ -414,11 +466,12 @@ fn leases_expire_and_a_stale_report_is_dropped() {
     };
     assert_ne!(a.id, b.id);
     assert_eq!(pop.claim("C").unwrap(), Claim::Wait);
-    std::thread::sleep(Duration::from_millis(400));
-    // B renews in time (a heartbeat); A's lease expired: C takes A's member over and A's
-    // report is refused.
+    // B renews in time (a heartbeat); A's lease expires: C takes A's member over and A's
+    // report is refused. (Margins of 200 ms and more, for a loaded machine.)
+    std::thread::sleep(Duration::from_millis(600));
     assert!(pop.renew(b.id, "B").unwrap());
     assert!(!pop.renew(b.id, "A").unwrap());
+    std::thread::sleep(Duration::from_millis(600));
     let Claim::Member(c) = pop.claim("C").unwrap() else {
         panic!()
     };
@@ -448,16 +501,206 @@ fn leases_expire_and_a_stale_report_is_dropped() {
     // Sync: the reported member waits for the other before anything is claimable.
     assert_eq!(pop.claim("C").unwrap(), Claim::Wait);
     // A restart drops every lease.
-    let mut again = Population::new(&store, s.as_ref(), &PbaSearchSpace, pop.cfg.clone());
-    let r = again.init().unwrap().unwrap();
+    let mut again = Population::new(store, s.as_ref(), &PbaSearchSpace, pop.cfg.clone());
+    let r = again.init(true).unwrap().unwrap();
     assert_eq!((r.results, r.leases_dropped), (1, 1));
     // A store made for another search is refused.
     let mut cfg3 = pop.cfg.clone();
     cfg3.epochs = 5;
-    let mut wrong = Population::new(&store, s.as_ref(), &PbaSearchSpace, cfg3);
+    let mut wrong = Population::new(store, s.as_ref(), &PbaSearchSpace, cfg3);
     assert!(wrong
-        .init()
+        .init(true)
         .unwrap_err()
         .to_string()
         .contains("made for a search"));
+}
+
+#[test]
+fn an_expired_lease_never_publishes() {
+    an_expired_lease_never_publishes_on(&Backend::Sqlite);
+}
+
+/// Fencing: a worker that stalled past its lease (a stopped process revived later) cannot
+/// renew, apply an exploit or report, even though nobody took its member over meanwhile;
+/// the member is claimable again and its next owner reports normally.
+fn an_expired_lease_never_publishes_on(b: &Backend) {
+    let s = pba(2, 1);
+    let mut cfg = config(s.as_ref(), 2, false);
+    cfg.lease = Duration::from_millis(300);
+    let d = tempfile::tempdir().unwrap();
+    let store = b.open(d.path());
+    let mut pop = Population::new(store.as_ref(), s.as_ref(), &PbaSearchSpace, cfg);
+    pop.init(true).unwrap();
+    let Claim::Member(z) = pop.claim("zombie").unwrap() else {
+        panic!()
+    };
+    assert!(pop.renew(z.id, "zombie").unwrap());
+    std::thread::sleep(Duration::from_millis(450));
+    let row = ResultRow {
+        member: z.id,
+        epoch: 1,
+        reward: 0.5,
+        train_acc: 0.0,
+        loss: 0.0,
+        seconds: 0.0,
+    };
+    let ck = CheckpointRef {
+        member: z.id,
+        epoch: 1,
+        path: "zombie".into(),
+    };
+    assert!(!pop.renew(z.id, "zombie").unwrap());
+    assert!(!pop.applied(z.id, "zombie").unwrap());
+    assert_eq!(
+        pop.report(z.id, "zombie", std::slice::from_ref(&row), &ck)
+            .unwrap(),
+        Reported::LostLease
+    );
+    let snap = pop.snapshot().unwrap();
+    assert!(snap.results.is_empty());
+    assert!(transact(store.as_ref(), |tx| tx.checkpoints())
+        .unwrap()
+        .is_empty());
+    // The member is free again; its new owner's report is recorded.
+    let Claim::Member(n) = pop.claim("next").unwrap() else {
+        panic!()
+    };
+    assert_eq!(n.id, z.id);
+    assert_eq!(
+        pop.report(z.id, "next", &[row], &ck).unwrap(),
+        Reported::Recorded { exploits: 0 }
+    );
+}
+
+/// Trains until told to stop, then reports the interrupt (as the trainer does).
+#[derive(Default)]
+struct UntilStopped {
+    stopped: AtomicBool,
+}
+
+impl Trials for UntilStopped {
+    fn train(&self, _m: &Member, _to: usize, halt: &AtomicBool) -> Result<Vec<ResultRow>> {
+        let t0 = Instant::now();
+        while !halt.load(Ordering::SeqCst) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "training never stopped"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+        Err(Error::Interrupted)
+    }
+
+    fn publish(&self, _member: usize, _epoch: usize) -> Result<CheckpointRef> {
+        panic!("published after losing the lease");
+    }
+
+    fn exploit(
+        &self,
+        _member: usize,
+        _donor: &CheckpointRef,
+        _own: Option<&CheckpointRef>,
+        _plan: &SearchPlan,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn discard(&self, _ckpt: &CheckpointRef) -> Result<()> {
+        Ok(())
+    }
+
+    fn log(&self, _line: &str) {}
+}
+
+#[test]
+fn a_lost_lease_stops_training() {
+    a_lost_lease_stops_training_on(&Backend::Sqlite);
+}
+
+/// The heartbeat finds the lease taken (as after a stall longer than the lease): the
+/// training stops at once, nothing is published or reported, the step ends without error
+/// and the new owner keeps the member.
+fn a_lost_lease_stops_training_on(b: &Backend) {
+    let s = pba(2, 1);
+    let mut cfg = config(s.as_ref(), 2, true);
+    cfg.lease = Duration::from_millis(300);
+    let d = tempfile::tempdir().unwrap();
+    let store = b.open(d.path());
+    let mut pop = Population::new(store.as_ref(), s.as_ref(), &PbaSearchSpace, cfg);
+    pop.init(true).unwrap();
+    let Claim::Member(m) = pop.claim("stalled").unwrap() else {
+        panic!()
+    };
+    let id = m.id;
+    let trials = UntilStopped::default();
+    let never = AtomicBool::new(false);
+    let t0 = Instant::now();
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| step(&pop, &trials, "stalled", m, &never));
+        std::thread::sleep(Duration::from_millis(150));
+        transact(store.as_ref(), |tx| {
+            let mut m = tx.member(id)?;
+            m.lease = Some(Lease {
+                owner: "thief".into(),
+                expires_ms: tx.now_ms()? + 60_000,
+            });
+            tx.put_member(&m)
+        })
+        .unwrap();
+        h.join().unwrap().unwrap();
+    });
+    assert!(trials.stopped.load(Ordering::SeqCst));
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let snap = pop.snapshot().unwrap();
+    assert!(snap.results.is_empty());
+    assert_eq!(snap.members[id].lease.as_ref().unwrap().owner, "thief");
+}
+
+#[test]
+fn a_worker_for_one_member_claims_only_it() {
+    let s = pba(3, 1);
+    let cfg = config(s.as_ref(), 1, true);
+    let d = tempfile::tempdir().unwrap();
+    let store = Backend::Sqlite.open(d.path());
+    let mut pop = Population::new(store.as_ref(), s.as_ref(), &PbaSearchSpace, cfg);
+    pop.init(true).unwrap();
+    let Claim::Member(m) = pop.claim_only("w", Some(2)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.id, 2);
+    assert_eq!(pop.claim_only("v", Some(2)).unwrap(), Claim::Wait);
+    assert!(pop.claim_only("v", Some(7)).is_err());
+    let row = ResultRow {
+        member: 2,
+        epoch: 1,
+        reward: 0.5,
+        train_acc: 0.0,
+        loss: 0.0,
+        seconds: 0.0,
+    };
+    let ck = CheckpointRef {
+        member: 2,
+        epoch: 1,
+        path: "c".into(),
+    };
+    pop.report(2, "w", &[row], &ck).unwrap();
+    // Member 2 is done; the others are not, so `--any` would go on.
+    assert_eq!(pop.claim_only("w", Some(2)).unwrap(), Claim::Finished);
+    assert!(matches!(pop.claim("w").unwrap(), Claim::Member(m) if m.id == 0));
+}
+
+#[test]
+fn every_scenario_on_postgres() {
+    let Some(server) = pg_server::start_or_skip("every_scenario_on_postgres") else {
+        return;
+    };
+    let b = Backend::Postgres(server.url());
+    sync_search_is_independent_of_workers_and_timing_on(&b);
+    killed_search_resumes_to_the_same_result_on(&b);
+    async_search_finishes_and_logs_decode_to_lineages_on(&b);
+    sync_logs_decode_and_only_needed_checkpoints_remain_on(&b);
+    leases_expire_and_a_stale_report_is_dropped_on(&b);
+    an_expired_lease_never_publishes_on(&b);
+    a_lost_lease_stops_training_on(&b);
 }

@@ -6,8 +6,11 @@
 //! [`StoreTx`] atomically and in isolation (all or nothing, one transaction at a time as
 //! far as the closure can tell). The search's logic ([`crate::population`]) is written
 //! against these two traits, so a server database can replace the embedded SQLite one
-//! ([`sqlite::SqliteStore`]) without touching it.
+//! ([`sqlite::SqliteStore`]) without touching it: [`postgres::PostgresStore`] is one, for
+//! workers on several machines. [`open`] picks the backend from a URL.
 
+pub mod pg_server;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::lineage::{Lineage, PbaLogLine};
@@ -117,6 +120,10 @@ pub struct CheckpointRef {
 
 /// Reads and writes inside one transaction.
 pub trait StoreTx {
+    /// The store's clock (Unix milliseconds), which leases are measured against: with
+    /// workers on several machines only one clock may decide when a lease expired, and the
+    /// database's is the one they all share.
+    fn now_ms(&mut self) -> Result<i64>;
     fn meta(&mut self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
     /// Every member, by id.
@@ -135,12 +142,58 @@ pub trait StoreTx {
     fn put_checkpoint(&mut self, c: &CheckpointRef) -> Result<()>;
     fn checkpoints(&mut self) -> Result<Vec<CheckpointRef>>;
     fn delete_checkpoint(&mut self, member: usize, epoch: usize) -> Result<()>;
+    /// Deletes the whole population (meta included): a stage redone from scratch must not
+    /// resume a shared store's stale population whose checkpoints are gone.
+    fn clear(&mut self) -> Result<()>;
 }
 
 /// A store of one population.
 pub trait PopulationStore: Send + Sync {
     /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()>;
+}
+
+/// `url` without its password, for logs and files.
+pub fn redact(url: &str) -> String {
+    postgres::redact(url)
+}
+
+/// Whether `url` names a store [`open`] can open (checked before anything runs).
+pub fn is_store_url(url: &str) -> bool {
+    let url = url.trim();
+    !url.is_empty()
+        && (!url.contains("://")
+            || ["postgres://", "postgresql://", "sqlite://", "file://"]
+                .iter()
+                .any(|p| url.starts_with(p)))
+}
+
+/// Opens the store `url` names, for the population `run`: `postgres://...` (or
+/// `postgresql://`) a server database shared by several populations, keyed by `run`;
+/// `sqlite://PATH`, `file://PATH` or a plain path an SQLite file holding one population
+/// (`run` is recorded there and checked, so a worker cannot join the wrong search).
+pub fn open(url: &str, run: &str) -> Result<Box<dyn PopulationStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PostgresStore::open(url, run)?));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("file://"))
+        .unwrap_or(url);
+    if path.contains("://") {
+        return Err(rolekd_core::Error::Invalid(format!(
+            "population store `{url}`: expected postgres://..., sqlite://PATH or a file path"
+        )));
+    }
+    let store = sqlite::SqliteStore::open(std::path::Path::new(path))?;
+    transact(&store, |tx| match tx.meta("run")? {
+        Some(r) if r != run => Err(rolekd_core::Error::Data(format!(
+            "{path} holds the population of run `{r}`, not `{run}`"
+        ))),
+        Some(_) => Ok(()),
+        None => tx.set_meta("run", run),
+    })?;
+    Ok(Box::new(store))
 }
 
 /// [`PopulationStore::transaction`] with a return value.

@@ -198,6 +198,14 @@ impl SqliteTx<'_> {
 }
 
 impl StoreTx for SqliteTx<'_> {
+    /// The machine's clock: every process sharing an SQLite file runs on this machine.
+    fn now_ms(&mut self) -> Result<i64> {
+        Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0))
+    }
+
     fn meta(&mut self, key: &str) -> Result<Option<String>> {
         self.tx
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -392,6 +400,15 @@ impl StoreTx for SqliteTx<'_> {
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
+
+    fn clear(&mut self) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "DELETE FROM meta; DELETE FROM members; DELETE FROM results;
+                 DELETE FROM events; DELETE FROM checkpoints;",
+            )
+            .map_err(|e| self.err(e))
+    }
 }
 
 #[cfg(test)]
@@ -469,5 +486,16 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_file_belongs_to_one_run() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("p.sqlite");
+        let url = format!("sqlite://{}", f.display());
+        crate::store::open(&url, "one").unwrap();
+        crate::store::open(f.to_str().unwrap(), "one").unwrap();
+        let e = crate::store::open(&url, "two").err().unwrap();
+        assert!(e.to_string().contains("run `one`, not `two`"), "{e}");
     }
 }

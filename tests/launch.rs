@@ -1,0 +1,122 @@
+//! `rolekd-run launch slurm|k8s`: the generated script and manifest, byte for byte against
+//! tests/goldens/ (`ROLEKD_UPDATE_GOLDENS=1 cargo test --test launch` rewrites them).
+
+mod common;
+
+use common::{repo, run, stderr, stdout, write};
+
+const PIPELINE: &str = "name: cluster-demo
+seed: 1
+device: cpu
+data: {type: fashion-mnist, train_size: 1000, test_size: 500}
+stages:
+  search:
+    kind: search
+    role: teacher
+    workers: 0
+    store: postgres://rolekd@db.example:5432/rolekd
+    run: demo-search
+    strategy: {type: pba, population: 8, interval: 2}
+    trial:
+      model: {type: small-cnn, channels: [4, 8]}
+      epochs: 4
+";
+
+fn golden(name: &str, actual: &str) {
+    let path = repo().join("tests/goldens").join(name);
+    if std::env::var_os("ROLEKD_UPDATE_GOLDENS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (ROLEKD_UPDATE_GOLDENS=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "{} differs", path.display());
+}
+
+#[test]
+fn slurm_script_matches_the_golden() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.yaml", PIPELINE);
+    let o = run(
+        d.path(),
+        &[
+            "launch",
+            "slurm",
+            p.to_str().unwrap(),
+            "--stage",
+            "search",
+            "--workers",
+            "4",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    golden("launch-slurm.sh", &stdout(&o));
+}
+
+#[test]
+fn k8s_manifest_matches_the_golden() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.yaml", PIPELINE);
+    let out = d.path().join("job.yaml");
+    let o = run(
+        d.path(),
+        &[
+            "launch",
+            "k8s",
+            p.to_str().unwrap(),
+            "--stage",
+            "search",
+            "--workers",
+            "3",
+            "--image",
+            "registry.example/rolekd:0.1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    golden("launch-k8s.yaml", &std::fs::read_to_string(&out).unwrap());
+}
+
+#[test]
+fn launch_checks_the_stage() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.yaml", PIPELINE);
+    let o = run(
+        d.path(),
+        &[
+            "launch",
+            "slurm",
+            p.to_str().unwrap(),
+            "--stage",
+            "nope",
+            "--workers",
+            "2",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no stage `nope`"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_bad_store_url_is_located_before_anything_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "p.yaml",
+        &PIPELINE.replace(
+            "postgres://rolekd@db.example:5432/rolekd",
+            "ftp://db.example/x",
+        ),
+    );
+    let o = run(d.path(), &[p.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("stages.search.store") && e.contains("not a population store"),
+        "{e}"
+    );
+}
