@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark suite: each row is a ratio measured in this invocation against a reference
 # doing the same work on this machine. Prints one table and writes bench/results.json.
-#   bash bench/suite.sh            (TRAIN_SIZE=N to change the slice; default 10000)
+#   bash bench/suite.sh            (TRAIN_SIZE=N to change the slice; default 20000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 cargo build --release -q --bin rolekd-run
-n=${TRAIN_SIZE:-10000}
+n=${TRAIN_SIZE:-20000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 py="$ROLEKD_VENV/bin/python"
@@ -51,15 +51,15 @@ first=$( (timeout 30 target/release/rolekd-run "$work/first.yaml" --run-dir "$wo
 # (random policies, so both runs do the same work: no exploit copies),
 # each for the same epochs: (P x time of one alone) / time of the P-member search.
 search_stage() { # name population workers
-  echo "  $1: {kind: search, role: teacher, train_size: 2000, val_size: 1000, workers: $3, strategy: {type: random, population: $2, interval: 1}, trial: *trial}"
+  echo "  $1: {kind: search, role: teacher, train_size: 4000, val_size: 1000, workers: $3, strategy: {type: random, population: $2, interval: 1}, trial: *trial}"
 }
 {
   cat <<YAML
 name: bench-search
 seed: 0
 device: cpu
-data: {type: fashion-mnist, train_size: 4000, test_size: 1000}
-x-trial: &trial {model: {type: small-cnn, channels: [16, 32]}, epochs: 2, batch_size: 128, optimizer: {type: sgd, lr: 0.05, momentum: 0.9}}
+data: {type: fashion-mnist, train_size: 8000, test_size: 1000}
+x-trial: &trial {model: {type: small-cnn, channels: [16, 32]}, epochs: 3, batch_size: 128, optimizer: {type: sgd, lr: 0.05, momentum: 0.9}}
 stages:
 YAML
   search_stage alone 1 1

@@ -85,6 +85,16 @@ impl Act {
         }
     }
 
+    /// [`Act::apply`] on a temporary the caller no longer needs: ReLU runs in place, saving
+    /// one activation buffer per layer. Only for outputs of BatchNorm or of an addition,
+    /// whose backward passes do not read their output.
+    pub fn apply_owned(self, mut x: Tensor) -> Tensor {
+        match self {
+            Act::Relu => x.relu_(),
+            other => other.apply(&x),
+        }
+    }
+
     /// ReLU6 where the model uses it, unless quantised.
     pub fn six(self) -> Act {
         match self {

@@ -76,13 +76,13 @@ impl BasicBlock {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let y = self
             .act
-            .apply(&self.bn1.forward_t(&self.conv1.forward(x), train));
+            .apply_owned(self.bn1.forward_t(&self.conv1.forward(x), train));
         let y = self.bn2.forward_t(&self.conv2.forward(&y), train);
         let sc = match &self.shortcut {
             Some((c, b)) => b.forward_t(&c.forward(x), train),
             None => x.shallow_clone(),
         };
-        self.out_act.apply(&(y + sc))
+        self.out_act.apply_owned(y + sc)
     }
 }
 
@@ -156,7 +156,7 @@ impl Model for ResNet {
     fn forward(&self, xs: &Tensor, train: bool) -> ModelOutput {
         let mut x = self
             .act
-            .apply(&self.bn1.forward_t(&self.conv1.forward(xs), train));
+            .apply_owned(self.bn1.forward_t(&self.conv1.forward(xs), train));
         let mut features = Vec::with_capacity(self.stages.len());
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {

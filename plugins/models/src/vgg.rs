@@ -67,7 +67,7 @@ impl Model for Vgg {
         let n = self.blocks.len();
         for (i, block) in self.blocks.iter().enumerate() {
             for (conv, bn, act) in block {
-                x = act.apply(&bn.forward_t(&conv.forward(&x), train));
+                x = act.apply_owned(bn.forward_t(&conv.forward(&x), train));
             }
             features.push((format!("stage{}", i + 1), x.shallow_clone()));
             if i + 1 < n {
