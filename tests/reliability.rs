@@ -145,6 +145,15 @@ fn out_of_range_values_are_located() {
             "stages.teacher.optimizer={type: sgd, lr: -0.1}",
             "must be a positive number",
         ),
+        // Policies are built while the graph is checked, so these fail before training.
+        (
+            "stages.teacher.augment={type: pba, policy: [{op: Rotate, slot: 1, prob: 1.5, magnitude: 3}]}",
+            "prob 1.5 outside 0..=1",
+        ),
+        (
+            "stages.teacher.augment={type: standard, flipx: true}",
+            "unknown field `flipx`",
+        ),
     ];
     let f = write(d.path(), "p.yaml", &teacher_only(1));
     for (set, needle) in cases {
@@ -154,6 +163,7 @@ fn out_of_range_values_are_located() {
         );
         assert_eq!(o.status.code(), Some(2), "{set}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{set}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("epoch 1/"), "{set}: trained first");
         assert!(
             stderr(&o).contains("p.yaml:"),
             "{set}: not located: {}",

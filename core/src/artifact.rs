@@ -91,6 +91,19 @@ pub fn parse_reference(s: &str) -> Option<Result<Reference, String>> {
 
 const PLACEHOLDER: &str = "rolekd-ref://";
 
+/// Whether a config value holds a reference placeholder anywhere (while the graph is
+/// validated, an input another stage will write): such a plugin entry cannot be built yet.
+pub fn holds_placeholder(v: &serde_yaml_ng::Value) -> bool {
+    use serde_yaml_ng::Value;
+    match v {
+        Value::String(s) => s.starts_with(PLACEHOLDER),
+        Value::Sequence(xs) => xs.iter().any(holds_placeholder),
+        Value::Mapping(m) => m.values().any(holds_placeholder),
+        Value::Tagged(t) => holds_placeholder(&t.value),
+        _ => false,
+    }
+}
+
 /// The placeholder standing for a reference while the graph is validated.
 pub fn placeholder(kind: ArtifactKind, r: &Reference) -> String {
     format!("{PLACEHOLDER}{}/{}.{}", kind.label(), r.stage, r.output)

@@ -86,7 +86,9 @@ impl Model for SmallCnn {
         let mut x = xs.shallow_clone();
         let mut features = Vec::with_capacity(self.blocks.len());
         for (i, b) in self.blocks.iter().enumerate() {
-            let y = b.act.apply_owned(b.bn.forward_t(&b.conv.forward(&x), train));
+            let y = b
+                .act
+                .apply_owned(b.bn.forward_t(&b.conv.forward(&x), train));
             x = y.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
             features.push((format!("stage{}", i + 1), x.shallow_clone()));
         }

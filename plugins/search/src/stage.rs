@@ -44,7 +44,7 @@ use rolekd_core::rng::Seed;
 use rolekd_core::trainer::TrainSpec;
 use rolekd_core::yaml::Value;
 use rolekd_core::{register_plugin, registry, Error, Result};
-use rolekd_stages::training::build_spec;
+use rolekd_stages::training::build_spec_probing;
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -172,7 +172,8 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
                 .into());
         }
     }
-    let spec = build_spec(&trial, student)?;
+    // The trial's policy entry gets each member's schedule later: not built here.
+    let spec = build_spec_probing(&trial, student, false)?;
     if spec.train_on_val_too {
         return Err(trial
             .child_error(

@@ -106,6 +106,16 @@ fn build(params: &Params, distill: bool) -> Result<Box<dyn Stage>> {
 /// Reads a `train` (or, with `distill`, a `distill`) stage mapping into a [`TrainSpec`],
 /// checking every plugin it names. Other stage kinds (a search's trials) reuse it.
 pub fn build_spec(params: &Params, distill: bool) -> Result<TrainSpec> {
+    build_spec_probing(params, distill, true)
+}
+
+/// [`build_spec`]; `probe_augment: false` leaves the augmentation policies unbuilt, for
+/// callers that complete the entries themselves (a search fills in each member's schedule).
+pub fn build_spec_probing(
+    params: &Params,
+    distill: bool,
+    probe_augment: bool,
+) -> Result<TrainSpec> {
     let p: TrainingParams = params.parse()?;
     if p.epochs == 0 {
         return Err(params.child_error("epochs", "must be at least 1").into());
@@ -261,7 +271,7 @@ pub fn build_spec(params: &Params, distill: bool) -> Result<TrainSpec> {
         combine,
         stop_after: None,
     };
-    probe_plugins(&spec, &model, distill)?;
+    probe_plugins(&spec, &model, distill, probe_augment)?;
     Ok(spec)
 }
 
@@ -282,7 +292,12 @@ fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<()> {
 /// classes, CPU) so that a misspelt or out-of-range parameter is reported before any stage
 /// trains. Only configuration errors count here: anything else (a shape that only the
 /// stand-in problem gets wrong, a file that an earlier stage will write) waits for the run.
-fn probe_plugins(spec: &TrainSpec, model: &Params, distill: bool) -> Result<()> {
+fn probe_plugins(
+    spec: &TrainSpec,
+    model: &Params,
+    distill: bool,
+    probe_augment: bool,
+) -> Result<()> {
     let shape = rolekd_core::checkpoint::SpecRecord {
         in_channels: 1,
         num_classes: 10,
@@ -311,6 +326,24 @@ fn probe_plugins(spec: &TrainSpec, model: &Params, distill: bool) -> Result<()> 
         student_features: feats.clone(),
         teacher_features: if distill { feats } else { Vec::new() },
     };
+    // Augmentation policies: on the stand-in image shape, unless an input is still to come.
+    let policy_ctx = rolekd_core::plugin::augment::PolicyCtx {
+        channels: 1,
+        height: 28,
+        width: 28,
+        epochs: spec.epochs,
+    };
+    let entries = spec.roles.iter().filter_map(|r| r.augment.as_ref());
+    for entry in entries.filter(|_| probe_augment) {
+        if rolekd_core::artifact::holds_placeholder(entry.value()) {
+            continue;
+        }
+        let factory = registry::augment_policy(&entry.type_name()?)
+            .map_err(|e| entry.error(e.to_string()))?;
+        if let Err(e) = factory(entry, &policy_ctx) {
+            keep_config(Err(e))?;
+        }
+    }
     for (i, l) in spec.losses.iter().enumerate() {
         let f = registry::loss(&l.entry.type_name()?).expect("checked");
         match f(
