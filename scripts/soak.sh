@@ -46,6 +46,7 @@ check_complete() {
   return $missing
 }
 
+mkdir -p "$root"
 runs=0 kills=0 failures=0
 while (( $(date +%s) < end )); do
   dir=$root/run-$runs
@@ -53,7 +54,7 @@ while (( $(date +%s) < end )); do
   while :; do
     "$bin" pipelines/role-wise-quick.yaml --run-dir "$dir" -q "${shrink[@]}" > "$dir.log" 2>&1 &
     pid=$!
-    sleep $(( RANDOM % 40 + 1 ))
+    sleep $(( RANDOM % 15 + 1 ))
     if kill -0 "$pid" 2>/dev/null; then
       kill -9 "$pid"; wait "$pid" 2>/dev/null || true
       kills=$((kills + 1))
