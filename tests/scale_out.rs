@@ -37,7 +37,7 @@ fn pipeline(store_line: &str) -> String {
     keep_states: true
 {store_line}    strategy: {{type: pba, population: {POPULATION}, interval: 1, quantile: 0.25}}
     trial:
-      model: {{type: small-cnn, channels: [16, 32]}}
+      model: {{type: small-cnn, channels: [48, 96]}}
       epochs: {EPOCHS}
       batch_size: 20
       optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
@@ -141,8 +141,9 @@ fn scenario(label: &str, url: Option<String>) {
         victim = (0..WORKERS).find(|&w| claims(&logs[w]) >= 2);
         victim.is_some()
     });
+    // An epoch takes about a second even on an idle machine (the trial net is sized for
+    // it), so killing at once lands inside the claim's training.
     let victim = victim.unwrap();
-    std::thread::sleep(Duration::from_millis(150));
     workers[victim].0.kill().unwrap(); // SIGKILL
     workers[victim].0.wait().unwrap();
     let killed_log = read(&logs[victim]);
