@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use rolekd_augment::schedule::{import_pba_log, load as load_schedule, Schedule};
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -92,20 +91,6 @@ fn check_search_files(dir: &Path, population: usize, epochs: usize, exploits: Op
     let rows = results_by_member_epoch(dir);
     assert_eq!(rows.len(), population * epochs);
     assert!(rows.values().all(|r| (0.0..=1.0).contains(r)));
-}
-
-fn results_by_member_epoch(dir: &Path) -> BTreeMap<(u64, u64), f64> {
-    std::fs::read_to_string(dir.join("results.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                (v["member"].as_u64().unwrap(), v["epoch"].as_u64().unwrap()),
-                v["reward"].as_f64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -14,14 +14,7 @@ pub fn one(entry: &str, classes: i64) -> anyhow::Result<()> {
     let name = params.type_name()?;
     let mut out = serde_json::Map::new();
     for (label, c, hw) in SHAPES {
-        let spec = ModelSpec {
-            in_channels: c,
-            num_classes: classes,
-            height: hw,
-            width: hw,
-            quant: QuantSpec::default(),
-        };
-        let s = rolekd_models::summarize(&name, &params.without(&["type"]), &spec)?;
+        let s = rolekd_models::summarize(&name, &params.without(&["type"]), &spec(c, hw, classes))?;
         out.insert(
             label.to_string(),
             serde_json::json!({"params": s.params, "macs": s.macs}),
@@ -47,14 +40,8 @@ pub fn list(classes: i64) -> anyhow::Result<()> {
         let mut params = 0;
         let mut macs = Vec::new();
         for (_, c, hw) in SHAPES {
-            let spec = ModelSpec {
-                in_channels: c,
-                num_classes: classes,
-                height: hw,
-                width: hw,
-                quant: QuantSpec::default(),
-            };
-            match rolekd_models::summarize(&name, &Params::from_yaml("{}")?, &spec) {
+            match rolekd_models::summarize(&name, &Params::from_yaml("{}")?, &spec(c, hw, classes))
+            {
                 Ok(s) => {
                     params = s.params;
                     macs.push(group(s.macs));
@@ -71,6 +58,17 @@ pub fn list(classes: i64) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A full-precision problem of `c` channels, `hw` x `hw` pixels, `classes` classes.
+fn spec(c: i64, hw: i64, classes: i64) -> ModelSpec {
+    ModelSpec {
+        in_channels: c,
+        num_classes: classes,
+        height: hw,
+        width: hw,
+        quant: QuantSpec::default(),
+    }
 }
 
 /// 1234567 -> "1,234,567".

@@ -83,3 +83,18 @@ pub fn metrics_without_timing(stage_dir: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A search stage's rewards (`results.jsonl`) by (member, epoch).
+pub fn results_by_member_epoch(dir: &Path) -> std::collections::BTreeMap<(u64, u64), f64> {
+    std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                (v["member"].as_u64().unwrap(), v["epoch"].as_u64().unwrap()),
+                v["reward"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}

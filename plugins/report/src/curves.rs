@@ -2,13 +2,12 @@
 //! searched schedule's plot side by side.
 
 use crate::scan::RunScan;
-use rolekd_augment::plot::{plot_canvas, Canvas, OP_COLOURS};
+use rolekd_augment::plot::{plot_canvas, Canvas, EpochChart, OP_COLOURS};
 use rolekd_augment::schedule;
 use rolekd_core::Result;
 
 const WHITE: [u8; 3] = [255, 255, 255];
 const BLACK: [u8; 3] = [0, 0, 0];
-const GRID: [u8; 3] = [228, 228, 228];
 
 /// Test accuracy over epochs, one line per train/distill stage (first seed), with a legend.
 /// None when no stage has per-epoch test accuracy yet.
@@ -35,46 +34,19 @@ pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
         .max()
         .unwrap_or(1)
         .max(1);
-    let (mut lo, mut hi) = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|x| x.1))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-    let pad = ((hi - lo) * 0.08).max(0.005);
-    lo = (lo - pad).max(0.0);
-    hi = (hi + pad).min(1.0).max(lo + 0.01);
-    let (left, top, pw, ph) = (70i64, 40i64, 640i64, 400i64);
+    let chart = EpochChart::new(
+        series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)),
+        epochs,
+    );
+    let (left, top, pw, ph) = (chart.left, chart.top, chart.width, chart.height);
     let legend_rows = series.len();
     let height = (top + ph + 50).max(top + 18 * legend_rows as i64 + 20) as usize;
     let mut c = Canvas::new(1000, height, WHITE);
-    let px = |e: usize| left + (e as i64 * pw) / epochs as i64;
-    let py = |a: f64| top + ph - ((a - lo) / (hi - lo) * ph as f64).round() as i64;
-    for k in 0..=5 {
-        let v = lo + (hi - lo) * k as f64 / 5.0;
-        let y = py(v);
-        c.line((left, y), (left + pw, y), GRID, 1);
-        let label = format!("{:.1}", v * 100.0);
-        let x = (left as usize).saturating_sub(Canvas::text_width(&label, 2) + 6);
-        c.text(x, (y - 5).max(0) as usize, &label, 2, BLACK);
-    }
-    let step = epochs.div_ceil(10).max(1);
-    for e in (0..=epochs).step_by(step) {
-        let x = px(e);
-        c.line((x, top), (x, top + ph), GRID, 1);
-        let label = e.to_string();
-        let lx = (x as usize).saturating_sub(Canvas::text_width(&label, 2) / 2);
-        c.text(lx, (top + ph + 8) as usize, &label, 2, BLACK);
-    }
-    c.line((left, top + ph), (left + pw, top + ph), BLACK, 1);
-    c.line((left, top), (left, top + ph), BLACK, 1);
-    c.text(
-        left as usize,
-        12,
-        "TEST ACCURACY PER EPOCH, PERCENT",
-        2,
-        BLACK,
-    );
+    let px = |e: usize| chart.x(e);
+    let py = |a: f64| chart.y(a);
+    chart.draw_frame(&mut c, "TEST ACCURACY PER EPOCH, PERCENT", |v| {
+        format!("{:.1}", v * 100.0)
+    });
     for (k, (name, points)) in series.iter().enumerate() {
         let col = OP_COLOURS[k % OP_COLOURS.len()];
         let mut prev = None;

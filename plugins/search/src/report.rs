@@ -15,7 +15,7 @@ use crate::population::Snapshot;
 use crate::space::SearchSpace;
 use crate::store::Event;
 use crate::trials::trial_dir;
-use rolekd_augment::plot::{Canvas, OP_COLOURS};
+use rolekd_augment::plot::{Canvas, EpochChart, OP_COLOURS};
 use rolekd_core::rundir::{write_atomic, write_json};
 use rolekd_core::{Error, Result};
 use serde_json::json;
@@ -133,7 +133,6 @@ pub fn write_outputs(
 
 const WHITE: [u8; 3] = [255, 255, 255];
 const BLACK: [u8; 3] = [0, 0, 0];
-const GRID: [u8; 3] = [228, 228, 228];
 const LINK: [u8; 3] = [150, 150, 150];
 
 /// An X marker of half-size `r`.
@@ -152,64 +151,14 @@ pub fn member_colour(k: usize) -> [u8; 3] {
 /// the member's own reward, joined to the donor's point by a grey line.
 pub fn rewards_plot(snap: &Snapshot, epochs: usize) -> Canvas {
     let (w, h) = (900usize, 520usize);
-    let (left, top, pw, ph) = (70i64, 40i64, 640i64, 400i64);
     let mut c = Canvas::new(w, h, WHITE);
-    let rewards: Vec<f64> = snap
-        .results
-        .iter()
-        .map(|r| r.reward)
-        .filter(|r| r.is_finite())
-        .collect();
-    let (mut lo, mut hi) = rewards
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| {
-            (a.min(r), b.max(r))
-        });
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    let pad = ((hi - lo) * 0.08).max(0.005);
-    lo = (lo - pad).max(0.0);
-    hi = (hi + pad).min(1.0).max(lo + 0.01);
-    let epochs = epochs.max(1);
-    let px = |e: usize| left + (e as i64 * pw) / epochs as i64;
-    let py = |r: f64| top + ph - ((r - lo) / (hi - lo) * ph as f64).round() as i64;
-    // Grid, axes and labels.
-    for k in 0..=5 {
-        let v = lo + (hi - lo) * k as f64 / 5.0;
-        let y = py(v);
-        c.line((left, y), (left + pw, y), GRID, 1);
-        let label = format!("{v:.3}");
-        c.text(
-            (left as usize).saturating_sub(Canvas::text_width(&label, 2) + 6),
-            (y - 5).max(0) as usize,
-            &label,
-            2,
-            BLACK,
-        );
-    }
-    let step = epochs.div_ceil(10).max(1);
-    for e in (0..=epochs).step_by(step) {
-        let x = px(e);
-        c.line((x, top), (x, top + ph), GRID, 1);
-        let label = e.to_string();
-        c.text(
-            (x as usize).saturating_sub(Canvas::text_width(&label, 2) / 2),
-            (top + ph + 8) as usize,
-            &label,
-            2,
-            BLACK,
-        );
-    }
-    c.line((left, top + ph), (left + pw, top + ph), BLACK, 1);
-    c.line((left, top), (left, top + ph), BLACK, 1);
-    c.text(
-        left as usize,
-        12,
-        "REWARD (VAL ACC) PER MEMBER, X = EXPLOIT",
-        2,
-        BLACK,
-    );
+    let chart = EpochChart::new(snap.results.iter().map(|r| r.reward), epochs);
+    let (left, top, pw, ph) = (chart.left, chart.top, chart.width, chart.height);
+    let px = |e: usize| chart.x(e);
+    let py = |r: f64| chart.y(r);
+    chart.draw_frame(&mut c, "REWARD (VAL ACC) PER MEMBER, X = EXPLOIT", |v| {
+        format!("{v:.3}")
+    });
     c.text(
         (left + pw / 2) as usize - Canvas::text_width("EPOCH", 2) / 2,
         (top + ph + 26) as usize,
