@@ -120,3 +120,23 @@ fn a_bad_store_url_is_located_before_anything_runs() {
         "{e}"
     );
 }
+
+#[test]
+fn a_bad_checkpoint_url_is_located_before_anything_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let text = PIPELINE.replace(
+        "    store: postgres://rolekd@db.example:5432/rolekd\n",
+        "    store: postgres://rolekd@db.example:5432/rolekd\n    checkpoints: gs://bucket/x\n",
+    );
+    assert!(text.contains("gs://"), "the pipeline changed: {text}");
+    let p = write(d.path(), "p.yaml", &text);
+    let o = run(d.path(), &[p.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("stages.search.checkpoints")
+            && e.contains("not a checkpoint store")
+            && e.contains("s3://BUCKET/PREFIX"),
+        "{e}"
+    );
+}

@@ -11,6 +11,8 @@
 mod common;
 
 use common::{bin, write, TINY_DATA};
+use rolekd_search::checkpoints::{CheckpointStore, STATE_FILES};
+use rolekd_search::s3_server;
 use rolekd_search::store::{self, pg_server, transact, Status};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,10 +58,15 @@ impl Drop for Proc {
 }
 
 fn spawn(cwd: &Path, args: &[&str], log: &Path) -> Proc {
+    spawn_with(cwd, args, log, &[])
+}
+
+fn spawn_with(cwd: &Path, args: &[&str], log: &Path, env: &[(&str, String)]) -> Proc {
     let f = std::fs::File::create(log).unwrap();
     Proc(
         Command::new(bin())
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(cwd)
             .stdout(f.try_clone().unwrap())
             .stderr(f)
@@ -85,28 +92,45 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Where the members' published states go.
+enum Ckpts {
+    /// The stage directory: workers share it (as on a shared file system).
+    StageDir,
+    /// An object store (with the variables processes need to reach it): every worker
+    /// trains in a folder of its own, sharing nothing with the others but the stores.
+    Url(String, Vec<(&'static str, String)>),
+}
+
 /// Runs the whole scenario on the store `url` (None: the stage's SQLite file).
-fn scenario(label: &str, url: Option<String>) {
+fn scenario(label: &str, url: Option<String>, ckpts: Ckpts) {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
-    let store_line = url
+    let mut store_line = url
         .as_ref()
         .map(|u| format!("    store: {u}\n    run: scale-{label}\n"))
         .unwrap_or_default();
+    let env = match &ckpts {
+        Ckpts::StageDir => Vec::new(),
+        Ckpts::Url(u, env) => {
+            store_line += &format!("    checkpoints: {u}\n");
+            env.clone()
+        }
+    };
     let p = write(d.path(), "p.yaml", &pipeline(&store_line));
     let stage_dir = d.path().join("r/search");
-    let url = url.unwrap_or_else(|| stage_dir.join("population.sqlite").display().to_string());
-    let run = if store_line.is_empty() {
+    let run = if url.is_none() {
         "search".to_string()
     } else {
         format!("scale-{label}")
     };
+    let url = url.unwrap_or_else(|| stage_dir.join("population.sqlite").display().to_string());
     let t0 = Instant::now();
     let coord_log = d.path().join("coordinator.log");
-    let mut coordinator = spawn(
+    let mut coordinator = spawn_with(
         d.path(),
         &[p.to_str().unwrap(), "--run-dir", "r"],
         &coord_log,
+        &env,
     );
     wait_for("the population", Duration::from_secs(120), || {
         stage_dir.join("population.json").exists()
@@ -116,31 +140,39 @@ fn scenario(label: &str, url: Option<String>) {
         .collect();
     let mut workers: Vec<Proc> = logs
         .iter()
-        .map(|log| {
-            spawn(
-                d.path(),
-                &[
-                    "worker",
-                    "--store",
-                    &url,
-                    "--run",
-                    &run,
-                    "--any",
-                    "--threads",
-                    "1",
-                ],
-                log,
-            )
+        .enumerate()
+        .map(|(w, log)| {
+            let own = d.path().join(format!("worker-{w}"));
+            let mut args = vec![
+                "worker",
+                "--store",
+                &url,
+                "--run",
+                &run,
+                "--any",
+                "--threads",
+                "1",
+            ];
+            if matches!(ckpts, Ckpts::Url(..)) {
+                args.extend(["--dir", own.to_str().unwrap()]);
+            }
+            spawn_with(d.path(), &args, log, &env)
         })
         .collect();
 
     // SIGKILL the first worker to start training its second claim (so its member has
     // saved epochs), while it trains.
     let mut victim = None;
-    wait_for("a worker's second claim", Duration::from_secs(300), || {
+    let waited = Instant::now();
+    while victim.is_none() {
         victim = (0..WORKERS).find(|&w| claims(&logs[w]) >= 2);
-        victim.is_some()
-    });
+        let all: String = logs.iter().chain([&coord_log]).map(|l| read(l)).collect();
+        assert!(
+            waited.elapsed() < Duration::from_secs(300) && !all.contains("error"),
+            "no worker claimed a second member:\n{all}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // An epoch takes about a second even on an idle machine (the trial net is sized for
     // it), so killing at once lands inside the claim's training.
     let victim = victim.unwrap();
@@ -205,7 +237,7 @@ fn scenario(label: &str, url: Option<String>) {
     );
 
     let store = store::open(&url, &run).unwrap();
-    let (members, results, events, ckpts) = transact(store.as_ref(), |tx| {
+    let (members, results, events, refs) = transact(store.as_ref(), |tx| {
         Ok((
             tx.members()?,
             tx.results()?,
@@ -249,13 +281,42 @@ fn scenario(label: &str, url: Option<String>) {
         );
         assert_eq!(ev.donor_reward, reward(ev.donor, ev.epoch));
     }
-    assert!(!ckpts.is_empty());
-    for c in &ckpts {
-        assert!(
-            stage_dir.join(&c.path).is_dir(),
-            "missing checkpoint {}",
-            c.path
-        );
+    assert!(!refs.is_empty());
+    match &ckpts {
+        Ckpts::StageDir => {
+            for c in &refs {
+                assert!(
+                    stage_dir.join(&c.path).is_dir(),
+                    "missing checkpoint {}",
+                    c.path
+                );
+            }
+        }
+        Ckpts::Url(u, env) => {
+            let objects = CheckpointStore::open_with(u, &run, env).unwrap();
+            for c in &refs {
+                assert!(
+                    objects.holds(&c.path, &STATE_FILES).unwrap(),
+                    "missing checkpoint {} in {u}",
+                    c.path
+                );
+            }
+            // Nothing was trained or published in the stage directory; the best member's
+            // final checkpoint was fetched into it from the object store.
+            assert!(!stage_dir.join("checkpoints").exists());
+            for m in 0..POPULATION {
+                assert!(!stage_dir.join(format!("trials/{m}/state")).exists());
+            }
+            let fetched: Vec<usize> = (0..POPULATION)
+                .filter(|m| {
+                    let c = stage_dir.join(format!("trials/{m}/checkpoint"));
+                    c.join("model.json").is_file() && c.join("weights.safetensors").is_file()
+                })
+                .collect();
+            assert_eq!(fetched.len(), 1, "{fetched:?}");
+            assert!(read(&stage_dir.join("result.json"))
+                .contains(&format!("trials/{}/checkpoint", fetched[0])));
+        }
     }
     assert!(stage_dir.join("result.json").exists());
 
@@ -280,15 +341,29 @@ fn scenario(label: &str, url: Option<String>) {
 
 #[test]
 fn workers_finish_a_search_on_sqlite_despite_a_kill() {
-    scenario("sqlite", None);
+    scenario("sqlite", None, Ckpts::StageDir);
 }
 
 #[test]
-fn workers_finish_a_search_on_postgres_despite_a_kill() {
+fn workers_sharing_no_directory_finish_on_sqlite_with_file_checkpoints() {
+    let shared = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", shared.path().join("ckpts").display());
+    scenario("sqlite-file", None, Ckpts::Url(url, Vec::new()));
+}
+
+#[test]
+fn workers_sharing_no_directory_finish_on_postgres_with_s3_checkpoints() {
     let Some(server) = pg_server::start_or_skip("workers_finish_a_search_on_postgres") else {
         return;
     };
-    scenario("postgres", Some(server.url()));
+    let Some(s3) = s3_server::start_or_skip("workers_finish_a_search_on_postgres_with_s3") else {
+        return;
+    };
+    scenario(
+        "postgres-s3",
+        Some(server.url()),
+        Ckpts::Url(s3.url("searches"), s3.env()),
+    );
 }
 
 /// A worker stopped (SIGSTOP) while it trains, past its lease: another worker takes its
@@ -453,4 +528,86 @@ fn launch_local_workers_started_first_finish_the_search() {
         "{log}"
     );
     assert!(d.path().join("r/search/schedule.json").exists());
+}
+
+/// The figures for the README and the issue (not part of the suite: a minute or two):
+/// `cargo test --test scale_out -- --ignored --nocapture figures`. A 16-member
+/// search on PostgreSQL with S3 checkpoints, trained by `launch local --workers 4`, against
+/// the same search by 4 threads in one process.
+#[test]
+#[ignore]
+fn figures_postgres_s3_launch_local() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (Some(pg), Some(s3)) = (
+        pg_server::start_or_skip("figures"),
+        s3_server::start_or_skip("figures"),
+    ) else {
+        panic!("the figures need PostgreSQL and the S3 server");
+    };
+    let (members, epochs, workers) = (16, 6, 4);
+    let d = tempfile::tempdir().unwrap();
+    let base = pipeline("")
+        .replace(
+            &format!("population: {POPULATION}"),
+            &format!("population: {members}"),
+        )
+        .replace(&format!("epochs: {EPOCHS}"), &format!("epochs: {epochs}"))
+        .replace("interval: 1", "interval: 2")
+        .replace("channels: [48, 96]", "channels: [16, 32]")
+        .replace("    keep_states: true\n", "");
+    let text = base.replace(
+        "    workers: 0\n",
+        &format!(
+            "    workers: 0\n    store: {}\n    run: figures\n    checkpoints: {}\n",
+            pg.url(),
+            s3.url("figures")
+        ),
+    );
+    let p = write(d.path(), "p.yaml", &text);
+    let p = p.to_str().unwrap();
+    let env = s3.env();
+    let t0 = Instant::now();
+    let launch_log = d.path().join("launch.log");
+    let mut launch = spawn_with(
+        d.path(),
+        &[
+            "launch",
+            "local",
+            p,
+            "--stage",
+            "search",
+            "--workers",
+            &workers.to_string(),
+            "--run-dir",
+            "r",
+        ],
+        &launch_log,
+        &env,
+    );
+    let coord_log = d.path().join("coordinator.log");
+    let mut coordinator = spawn_with(d.path(), &[p, "--run-dir", "r"], &coord_log, &env);
+    assert!(
+        coordinator.0.wait().unwrap().success(),
+        "{}",
+        read(&coord_log)
+    );
+    assert!(launch.0.wait().unwrap().success(), "{}", read(&launch_log));
+    let wall = t0.elapsed().as_secs_f64();
+    let store = store::open(&pg.url(), "figures").unwrap();
+    let (results, events) =
+        transact(store.as_ref(), |tx| Ok((tx.results()?, tx.events()?))).unwrap();
+    let threads = base.replace("workers: 0", &format!("workers: {workers}"));
+    let q = write(d.path(), "threads.yaml", &threads);
+    let t1 = Instant::now();
+    let o = common::run(d.path(), &[q.to_str().unwrap(), "--run-dir", "t"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let one_process = t1.elapsed().as_secs_f64();
+    let same = read(&d.path().join("r/search/schedule.json"))
+        == read(&d.path().join("t/search/schedule.json"));
+    assert!(same, "the workers found another schedule than the threads");
+    eprintln!(
+        "figures: {members} members x {epochs} epochs (interval 2), PostgreSQL store, S3 (moto) checkpoints, launch local --workers {workers}: {wall:.1}s wall (pipeline + workers, each loading the data), {} reports, {} exploit events; one process with {workers} threads: {one_process:.1}s; schedules identical: {same}",
+        results.len(),
+        events.len()
+    );
 }

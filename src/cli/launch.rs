@@ -160,7 +160,9 @@ fn slurm_script(s: &Search, t: &Target, grace: u64) -> String {
 # `rolekd-run launch slurm`. Submit with `sbatch THIS_FILE`; start the pipeline too
 # (`rolekd-run PIPELINE`, anywhere): it creates the population, waits, writes the outputs.
 # A preempted or requeued task resumes: the member it trained is saved and released on
-# SIGTERM, or reclaimed from the store when its lease expires.
+# SIGTERM, or reclaimed from the store when its lease expires. Published states go where
+# the stage's `checkpoints:` says (s3://: export the AWS_* variables before sbatch), else to
+# the stage directory, which the nodes then need on a shared file system.
 #SBATCH --job-name={name}
 #SBATCH --array=0-{last}
 #SBATCH --requeue
@@ -183,12 +185,14 @@ fn k8s_job(s: &Search, t: &Target, image: &str, secret: Option<&str>, grace: u64
     let secret = secret.map(str::to_string).unwrap_or_else(|| name.clone());
     format!(
         "# Workers of the search `{stage}` (run `{run}`) of pipeline `{pipeline}`, written by
-# `rolekd-run launch k8s`. The Secret `{secret}` holds the store URL (key `store`) and the
-# stage directory as the pods mount it (key `checkpoints`):
+# `rolekd-run launch k8s`. The Secret `{secret}` holds the store URL (key `store`), where
+# published states go (key `checkpoints`: an object store, or the stage directory on a
+# shared volume you mount), and for S3 the AWS_* variables (all keys become variables):
 #   kubectl create secret generic {secret} --from-literal=store=postgres://... \\
-#     --from-literal=checkpoints=/shared/runs/{pipeline}/{stage}
-# Add the shared volume holding that directory (volumes, volumeMounts) for your cluster.
-# A worker that finds nothing left to train exits 0, completing its index.
+#     --from-literal=checkpoints=s3://bucket/rolekd \\
+#     --from-literal=AWS_ACCESS_KEY_ID=... --from-literal=AWS_SECRET_ACCESS_KEY=... \\
+#     --from-literal=AWS_REGION=...
+# Members train in the pod's own disk; a worker that finds nothing left exits 0.
 apiVersion: batch/v1
 kind: Job
 metadata:
@@ -206,6 +210,9 @@ spec:
         - name: worker
           image: {image}
           command: [\"rolekd-run\", \"worker\", \"--run\", \"{run}\", \"--any\"]
+          envFrom:
+            - secretRef:
+                name: {secret}
           env:
             - name: ROLEKD_STORE
               valueFrom:

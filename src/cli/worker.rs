@@ -17,9 +17,15 @@ pub struct WorkerArgs {
     /// The search's run name in the store (the stage's `run`, default the stage's name).
     #[arg(long)]
     run: String,
-    /// The stage directory as this machine mounts it (default: the one the stage recorded).
+    /// Where published states are: file:///PATH or s3://BUCKET/PREFIX (an object store),
+    /// or the stage directory as this machine mounts it. Default: the stage's
+    /// `checkpoints:`, else the stage directory it recorded.
     #[arg(long, env = "ROLEKD_CHECKPOINTS")]
     checkpoints: Option<String>,
+    /// Local folder members train in, with an object-store `checkpoints` (default: the
+    /// stage directory's path, created here).
+    #[arg(long)]
+    dir: Option<PathBuf>,
     /// Train this member only, and exit when it is done.
     #[arg(long, conflicts_with = "any")]
     member: Option<usize>,
@@ -40,26 +46,12 @@ pub struct WorkerArgs {
     quiet: bool,
 }
 
-/// The stage directory from `--checkpoints`: a path or a `file://` URL (object stores are
-/// not supported yet).
-fn checkpoint_dir(url: &str) -> anyhow::Result<PathBuf> {
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    anyhow::ensure!(
-        !path.contains("://"),
-        "--checkpoints {url}: only a directory or a file:// URL is supported"
-    );
-    Ok(PathBuf::from(path))
-}
-
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let opts = WorkerOptions {
         store: args.store,
         run: args.run,
-        checkpoints: args
-            .checkpoints
-            .as_deref()
-            .map(checkpoint_dir)
-            .transpose()?,
+        checkpoints: args.checkpoints,
+        dir: args.dir,
         member: args.member,
         device: args.device,
         threads: args.threads,

@@ -3,7 +3,9 @@
 # `rolekd-run launch slurm`. Submit with `sbatch THIS_FILE`; start the pipeline too
 # (`rolekd-run PIPELINE`, anywhere): it creates the population, waits, writes the outputs.
 # A preempted or requeued task resumes: the member it trained is saved and released on
-# SIGTERM, or reclaimed from the store when its lease expires.
+# SIGTERM, or reclaimed from the store when its lease expires. Published states go where
+# the stage's `checkpoints:` says (s3://: export the AWS_* variables before sbatch), else to
+# the stage directory, which the nodes then need on a shared file system.
 #SBATCH --job-name=rolekd-demo-search
 #SBATCH --array=0-3
 #SBATCH --requeue

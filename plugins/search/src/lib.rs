@@ -14,9 +14,11 @@
 //! - [`trials`]: training one member with the core trainer (state, publish, exploit copy).
 //! - [`report`]: outputs (schedules, logs, metrics, `rewards.png`, `schedule.png`).
 
+pub mod checkpoints;
 pub mod lineage;
 pub mod population;
 pub mod report;
+pub mod s3_server;
 pub mod space;
 pub mod stage;
 pub mod store;

@@ -19,6 +19,11 @@
 //! being trained: on restart every lease is dropped (the run directory's lock guarantees
 //! no other process is using the store), training resumes from each member's saved state,
 //! and an exploit that was decided but not applied is applied again (idempotently).
+//!
+//! Training states need no shared file system: a member's published state (or, after an
+//! exploit, the state the exploit gave it, published before the exploit is marked applied)
+//! is where any worker continues it from ([`Population::resume_point`]); a worker's own
+//! saved state is used only when it is that state or descends from it.
 
 use crate::lineage::{inherit_log, Lineage, PbaLogLine};
 use crate::space::check_genes;
@@ -357,8 +362,22 @@ impl<'a> Population<'a> {
         })
     }
 
-    /// Marks `id`'s pending exploit as applied to its training state.
-    pub fn applied(&self, id: usize, owner: &str) -> Result<bool> {
+    fn base_key(id: usize) -> String {
+        format!("base/{id}")
+    }
+
+    /// The published state `id` continues from after an applied exploit, if any.
+    fn base(tx: &mut dyn StoreTx, id: usize) -> Result<Option<CheckpointRef>> {
+        Ok(tx
+            .meta(&Self::base_key(id))?
+            .filter(|t| !t.is_empty())
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Marks `id`'s pending exploit as applied to its training state, published as `base`
+    /// (kept apart from its own checkpoints, which other exploits may still copy): a worker
+    /// that takes the member over later, on any machine, continues from it.
+    pub fn applied(&self, id: usize, owner: &str, base: Option<&CheckpointRef>) -> Result<bool> {
         transact(self.store, |tx| {
             let now = tx.now_ms()?;
             let mut m = tx.member(id)?;
@@ -367,7 +386,27 @@ impl<'a> Population<'a> {
             }
             m.pending = None;
             tx.put_member(&m)?;
+            if let Some(b) = base {
+                tx.set_meta(
+                    &Self::base_key(id),
+                    &serde_json::to_string(b).expect("serialises"),
+                )?;
+            }
             Ok(true)
+        })
+    }
+
+    /// The published state member `id` continues from at `epoch`: the one an exploit left
+    /// it, else its own; None before its first report.
+    pub fn resume_point(&self, id: usize, epoch: usize) -> Result<Option<CheckpointRef>> {
+        transact(self.store, |tx| {
+            if let Some(b) = Self::base(tx, id)?.filter(|b| b.epoch == epoch) {
+                return Ok(Some(b));
+            }
+            Ok(tx
+                .checkpoints()?
+                .into_iter()
+                .find(|c| c.member == id && c.epoch == epoch))
         })
     }
 
@@ -659,6 +698,15 @@ impl<'a> Population<'a> {
                     dropped.push(c);
                 }
             }
+            // An exploit's result is needed until the member moved past it.
+            for m in &members {
+                if let Some(b) = Self::base(tx, m.id)? {
+                    if b.epoch != m.epoch || m.pending.is_some() {
+                        tx.set_meta(&Self::base_key(m.id), "")?;
+                        dropped.push(b);
+                    }
+                }
+            }
             Ok(dropped)
         })
     }
@@ -731,11 +779,19 @@ fn exploited(
 /// store.
 pub trait Trials: Sync {
     /// Trains `member` from its saved state (or from scratch) up to `to` epochs with its
-    /// current lineage; returns one row per epoch trained in `(member.epoch, to]`. Returns
+    /// current lineage; returns one row per epoch trained in `(member.epoch, to]`. `from`
+    /// is the published state its saved state must continue from (None before its first
+    /// report): a saved state that is not that one is replaced by it. Returns
     /// `Error::Interrupted` (state saved) when `halt` is set.
-    fn train(&self, member: &Member, to: usize, halt: &AtomicBool) -> Result<Vec<ResultRow>>;
-    /// Publishes `member`'s state after `epoch` epochs as an immutable checkpoint
-    /// (idempotent).
+    fn train(
+        &self,
+        member: &Member,
+        from: Option<&CheckpointRef>,
+        to: usize,
+        halt: &AtomicBool,
+    ) -> Result<Vec<ResultRow>>;
+    /// Publishes `member`'s state after `epoch` epochs as an immutable checkpoint under a
+    /// key of its own (a retry writes another; only the one a report records counts).
     fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef>;
     /// Makes `member` continue from `donor` (idempotent); `own` is its own checkpoint,
     /// which it keeps the optimizer state or buffers from when `plan` copies weights only.
@@ -954,21 +1010,28 @@ fn step(
     mut m: Member,
     halt: &AtomicBool,
 ) -> Result<()> {
-    if let Some(p) = m.pending {
+    let from = if let Some(p) = m.pending {
         let (donor, own) = pop.pending_checkpoints(m.id, &p)?;
         trials.exploit(m.id, &donor, own.as_ref(), &pop.cfg.plan)?;
-        if !pop.applied(m.id, owner)? {
+        let base = trials.publish(m.id, p.donor_epoch)?;
+        if !pop.applied(m.id, owner, Some(&base))? {
+            trials.discard(&base)?;
             return Ok(());
         }
         m.pending = None;
-    }
+        Some(base)
+    } else if m.epoch > 0 {
+        pop.resume_point(m.id, m.epoch)?
+    } else {
+        None
+    };
     let to = pop.next_stop(m.epoch);
     // `stop` halts the training on an interrupt, or as soon as the heartbeat finds the
     // lease gone: a stalled worker that wakes up after its lease expired stops writing the
     // member's state at the next step instead of training on beside its new owner.
     let (stop, lost) = (AtomicBool::new(false), AtomicBool::new(false));
     let trained = with_heartbeat(pop, m.id, owner, halt, &stop, &lost, || {
-        trials.train(&m, to, &stop)
+        trials.train(&m, from.as_ref(), to, &stop)
     });
     if lost.load(Ordering::SeqCst) {
         trials.log(&format!(

@@ -9,6 +9,7 @@
 //!   workers: 2                    # members trained at once (threads), the rest time-sliced
 //!   # store: postgres://rolekd@db:5432/rolekd   # shared store for `rolekd-run worker`s
 //!   # run: teacher-search-1       # the population's name in a shared store
+//!   # checkpoints: s3://bucket/rolekd   # published states (default: the stage directory)
 //!   sync: true                    # decide at a point once every member reported it
 //!   strategy: {type: pba, population: 16, interval: 3, quantile: 0.25}
 //!   trial:                        # a `train` (teacher) or `distill` (student) mapping
@@ -26,7 +27,11 @@
 //! [`crate::worker::WorkerSpec`] in the store, so `rolekd-run worker --store URL --run NAME`
 //! processes (other machines with `store: postgres://...`) train members alongside its own
 //! threads; `workers: 0` leaves all the training to them and only waits and reports.
+//! Their published states go to `checkpoints:` (an object store: `file:///shared/path` or
+//! `s3://bucket/prefix`), or by default to the stage directory, which workers elsewhere
+//! then need on a shared file system.
 
+use crate::checkpoints::{is_checkpoint_url, CheckpointStore};
 use crate::population::{run_workers, Population, SearchConfig};
 use crate::report::write_outputs;
 use crate::space::{self, check_genes, SearchSpace};
@@ -97,6 +102,11 @@ struct SearchParams {
     /// database need different names.
     #[serde(default)]
     run: Option<String>,
+    /// Where members' published states go, for workers that share no file system with
+    /// the stage: `file:///PATH` or `s3://BUCKET/PREFIX` (the search's `run` is appended).
+    /// Default: the stage directory.
+    #[serde(default)]
+    checkpoints: Option<String>,
     /// Decide at a perturbation point only once every member has reported it (the result
     /// is then independent of worker count and timing); `false`: PBT's asynchronous mode.
     #[serde(default = "yes")]
@@ -142,6 +152,7 @@ pub(crate) struct SearchStage {
     workers: usize,
     store: Option<String>,
     run: Option<String>,
+    pub(crate) checkpoints: Option<String>,
     sync: bool,
     slack: usize,
     lease: Duration,
@@ -242,6 +253,16 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
                 .into());
         }
     }
+    if let Some(url) = &p.checkpoints {
+        if !is_checkpoint_url(url) {
+            return Err(params
+                .child_error(
+                    "checkpoints",
+                    format!("`{url}` is not a checkpoint store; expected file:///PATH or s3://BUCKET/PREFIX (leave it out for the stage directory)"),
+                )
+                .into());
+        }
+    }
     Ok(SearchStage {
         params: params.clone(),
         role: p.role,
@@ -257,6 +278,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
         workers: p.workers,
         store: p.store,
         run: p.run,
+        checkpoints: p.checkpoints,
         sync: p.sync,
         lease: Duration::from_secs(p.lease_seconds),
         keep_states: p.keep_states,
@@ -264,6 +286,25 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
 }
 
 impl SearchStage {
+    /// The search's checkpoint store: `checkpoints:` (or `url`, a worker's override), else
+    /// the stage directory `dir`. A plain path names a stage directory (mounted elsewhere).
+    pub(crate) fn checkpoint_store_at(
+        &self,
+        url: Option<&str>,
+        dir: &Path,
+        run: &str,
+    ) -> Result<CheckpointStore> {
+        match url.or(self.checkpoints.as_deref()) {
+            Some(u) if is_checkpoint_url(u) => CheckpointStore::open(u, run),
+            Some(path) => Ok(CheckpointStore::in_dir(Path::new(path))),
+            None => Ok(CheckpointStore::in_dir(dir)),
+        }
+    }
+
+    fn checkpoint_store(&self, dir: &Path, run: &str) -> Result<CheckpointStore> {
+        self.checkpoint_store_at(None, dir, run)
+    }
+
     /// How the population runs, with the search's stream `seed`.
     pub(crate) fn search_config(&self, seed: Seed) -> SearchConfig {
         SearchConfig {
@@ -303,6 +344,7 @@ impl SearchStage {
             progress,
             label: label.to_string(),
             buffers,
+            checkpoints: CheckpointStore::in_dir(dir),
         })
     }
 }
@@ -449,11 +491,15 @@ impl Stage for SearchStage {
         // Only this process trains a search in its own SQLite file with its own threads:
         // its leases from an earlier session are dead. Otherwise workers elsewhere may live.
         let exclusive = self.store.is_none() && self.workers > 0;
-        if let Some(r) = pop.init(exclusive)? {
-            ctx.progress.log(&format!(
+        let checkpoints = self.checkpoint_store(&dir, &run)?;
+        match pop.init(exclusive)? {
+            Some(r) => ctx.progress.log(&format!(
                 "{}: resuming the search: {} results recorded, {} of {} members done, {} lease(s) reclaimed",
                 ctx.name, r.results, r.members_done, self.plan.population, r.leases_dropped
-            ));
+            )),
+            // A new population: states an earlier one left under this run's name are stale.
+            None if !checkpoints.is_stage_dir() => checkpoints.delete("checkpoints")?,
+            None => {}
         }
         let spec = WorkerSpec {
             stage: ctx.name.to_string(),
@@ -473,7 +519,7 @@ impl Stage for SearchStage {
             &marker,
             &serde_json::json!({"store": store::redact(&url), "run": run}),
         )?;
-        let trials = self.trials(
+        let mut trials = self.trials(
             &ctx.dir,
             search_seed,
             ctx.device,
@@ -481,6 +527,7 @@ impl Stage for SearchStage {
             ctx.progress,
             ctx.name,
         )?;
+        trials.checkpoints = checkpoints;
         if self.workers == 0 {
             ctx.progress.log(&format!(
                 "{}: waiting for workers: rolekd-run worker --store '{}' --run '{run}'",
@@ -493,9 +540,21 @@ impl Stage for SearchStage {
             run_workers(&pop, &trials, self.workers, ctx.interrupted)?;
         }
         let snap = pop.snapshot()?;
+        // The best member may have finished on another machine: its final checkpoint comes
+        // from the checkpoint store.
+        if !trials.checkpoints.is_stage_dir() {
+            if let Some(best) = snap.best(self.spec.epochs) {
+                if let Some(c) = pop.resume_point(best, self.spec.epochs)? {
+                    trials.fetch_final(best, &c)?;
+                }
+            }
+        }
         let written = write_outputs(&ctx.dir, &snap, self.space.as_ref(), self.spec.epochs)?;
         if !self.keep_states {
             remove_states(&ctx.dir, self.plan.population)?;
+            if !trials.checkpoints.is_stage_dir() {
+                trials.checkpoints.delete("checkpoints")?;
+            }
         }
         ctx.progress.log(&format!(
             "{}: best member {} (val acc {:.4}), {} exploits, {:.0}s",

@@ -1,14 +1,20 @@
 //! Members trained by the core trainer. Member `k` lives in `trials/<k>/` (the trainer's
 //! `state/`, `metrics.jsonl`, final `checkpoint/`, and `schedule.json`: its lineage so far,
 //! the current policy extended to the end, which the trial's `pba-schedule` entry reads).
-//! Published states are hard links (copies across file systems) of the trainer's epoch
-//! files in `checkpoints/<k>/epoch-<e>/`: the trainer only ever renames new files into
-//! place and deletes old epochs, so a published state never changes.
+//! Published states go to the search's [`CheckpointStore`]: by default hard links (copies
+//! across file systems) of the trainer's epoch files in the stage directory's
+//! `checkpoints/<k>/epoch-<e>-<tag>/` (the trainer only ever renames new files into place
+//! and deletes old epochs, so a published state never changes), or uploads to an object
+//! store. A member's local state is checked against the published one it continues from
+//! before training, and replaced by it when it is missing or another lineage's: a worker on
+//! another machine takes a member over from its last published state.
 
+use crate::checkpoints::{remove_dir_if_exists, CheckpointStore, FINAL, STATE_FILES};
 use crate::population::Trials;
 use crate::space::SearchSpace;
 use crate::store::{CheckpointRef, Member, ResultRow};
 use rolekd_core::checkpoint::{read_tensors, write_tensors};
+use rolekd_core::checkpoint::{META_FILE, WEIGHTS_FILE};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::SearchPlan;
@@ -48,6 +54,8 @@ pub struct TrainerTrials<'a> {
     /// Names of the trained model's non-trainable variables (BatchNorm statistics), kept
     /// from the member itself when an exploit copies weights only.
     pub buffers: BTreeSet<String>,
+    /// Where published states go.
+    pub checkpoints: CheckpointStore,
 }
 
 /// A member's directory.
@@ -57,22 +65,6 @@ pub fn trial_dir(stage_dir: &Path, member: usize) -> PathBuf {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
-}
-
-/// Hard-links `from` to `to`, copying when linking is impossible.
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).map_err(io(from))?;
-    }
-    Ok(())
-}
-
-fn remove_dir_if_exists(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(dir, e)),
-    }
 }
 
 impl TrainerTrials<'_> {
@@ -90,10 +82,91 @@ impl TrainerTrials<'_> {
     }
 }
 
+impl TrainerTrials<'_> {
+    /// Makes `member`'s local training state continue from the published state `from`:
+    /// kept when its own epoch file is that state (it may have trained on past it),
+    /// replaced by a copy of it otherwise (another machine trained the member last, or an
+    /// exploit since gave it another lineage).
+    fn align_local_state(&self, member: usize, from: &CheckpointRef) -> Result<()> {
+        let tdir = trial_dir(&self.dir, member);
+        let state_dir = tdir.join("state");
+        let e = from.epoch;
+        let wanted: EpochState = serde_json::from_slice(&self.checkpoints.read(&from.path, STATE)?)
+            .map_err(|err| Error::Data(format!("{}/{STATE}: {err}", from.path)))?;
+        let local: Option<EpochState> =
+            read_json(&state_dir.join(format!("epoch-{e}")).join(STATE))
+                .ok()
+                .flatten();
+        let latest = read_json::<serde_json::Value>(&state_dir.join("latest.json"))
+            .ok()
+            .flatten()
+            .and_then(|l| l.get("epoch").and_then(|v| v.as_u64()));
+        if local.is_some_and(|l| l.weights_sha256 == wanted.weights_sha256)
+            && latest.is_some_and(|l| l as usize >= e)
+        {
+            return Ok(());
+        }
+        let staging = tdir.join(".restore");
+        remove_dir_if_exists(&staging)?;
+        self.checkpoints.get(
+            &from.path,
+            &staging.join(format!("epoch-{e}")),
+            &STATE_FILES,
+        )?;
+        remove_dir_if_exists(&state_dir)?;
+        copy_epoch_state(&staging, &state_dir, e)?;
+        remove_dir_if_exists(&staging)
+    }
+
+    /// Copies published state `ckpt` into a fresh local folder `name` of `member`'s.
+    fn fetch(&self, member: usize, ckpt: &CheckpointRef, name: &str) -> Result<PathBuf> {
+        let dst = trial_dir(&self.dir, member).join(name);
+        remove_dir_if_exists(&dst)?;
+        self.checkpoints.get(&ckpt.path, &dst, &STATE_FILES)?;
+        Ok(dst)
+    }
+
+    /// Makes `trials/<member>/checkpoint/` the final checkpoint published with `ckpt`, when
+    /// it published one (the member finished on another machine).
+    pub fn fetch_final(&self, member: usize, ckpt: &CheckpointRef) -> Result<bool> {
+        let names = [
+            format!("{FINAL}/{WEIGHTS_FILE}"),
+            format!("{FINAL}/{META_FILE}"),
+        ];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        if !self.checkpoints.holds(&ckpt.path, &names)? {
+            return Ok(false);
+        }
+        let tdir = trial_dir(&self.dir, member);
+        let staging = tdir.join(".final");
+        remove_dir_if_exists(&staging)?;
+        self.checkpoints.get(&ckpt.path, &staging, &names)?;
+        let dst = tdir.join("checkpoint");
+        remove_dir_if_exists(&dst)?;
+        std::fs::rename(staging.join(FINAL), &dst).map_err(io(&dst))?;
+        remove_dir_if_exists(&staging)?;
+        Ok(true)
+    }
+}
+
+/// A fresh tag for a published state's key: no two publishes share one.
+fn publish_tag() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 impl Trials for TrainerTrials<'_> {
-    fn train(&self, member: &Member, to: usize, halt: &AtomicBool) -> Result<Vec<ResultRow>> {
+    fn train(
+        &self,
+        member: &Member,
+        from: Option<&CheckpointRef>,
+        to: usize,
+        halt: &AtomicBool,
+    ) -> Result<Vec<ResultRow>> {
         let dir = trial_dir(&self.dir, member.id);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        if let Some(from) = from {
+            self.align_local_state(member.id, from)?;
+        }
         let schedule = dir.join("schedule.json");
         self.space
             .write_schedule(&member.lineage, self.spec.epochs, &schedule)?;
@@ -134,20 +207,28 @@ impl Trials for TrainerTrials<'_> {
     }
 
     fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef> {
-        let src = trial_dir(&self.dir, member)
-            .join("state")
-            .join(format!("epoch-{epoch}"));
-        let rel = format!("checkpoints/{member}/epoch-{epoch}");
-        let dst = self.dir.join(&rel);
-        let parent = dst.parent().expect("has a parent");
-        let tmp = parent.join(format!(".tmp-epoch-{epoch}"));
-        remove_dir_if_exists(&tmp)?;
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        for f in [WEIGHTS, OPTIMIZER, STATE] {
-            link_or_copy(&src.join(f), &tmp.join(f))?;
+        let tdir = trial_dir(&self.dir, member);
+        let src = tdir.join("state").join(format!("epoch-{epoch}"));
+        // One folder holding what goes out: the epoch state, and after the last epoch the
+        // final checkpoint (links, no copies).
+        let staging = tdir.join(".publish");
+        remove_dir_if_exists(&staging)?;
+        std::fs::create_dir_all(staging.join(FINAL)).map_err(io(&staging))?;
+        let mut names: Vec<String> = STATE_FILES.iter().map(|f| f.to_string()).collect();
+        for f in STATE_FILES {
+            crate::checkpoints::link_or_copy(&src.join(f), &staging.join(f))?;
         }
-        remove_dir_if_exists(&dst)?;
-        std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+        let fin = tdir.join("checkpoint");
+        if epoch >= self.spec.epochs && fin.join(META_FILE).exists() {
+            for f in [WEIGHTS_FILE, META_FILE] {
+                crate::checkpoints::link_or_copy(&fin.join(f), &staging.join(FINAL).join(f))?;
+                names.push(format!("{FINAL}/{f}"));
+            }
+        }
+        let rel = format!("checkpoints/{member}/epoch-{epoch}-{}", publish_tag());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.checkpoints.put(&rel, &staging, &names)?;
+        remove_dir_if_exists(&staging)?;
         Ok(CheckpointRef {
             member,
             epoch,
@@ -163,8 +244,8 @@ impl Trials for TrainerTrials<'_> {
         plan: &SearchPlan,
     ) -> Result<()> {
         let e = donor.epoch;
-        let from = self.dir.join(&donor.path);
-        let own_dir = own.map(|o| self.dir.join(&o.path));
+        let from = self.fetch(member, donor, ".donor")?;
+        let own_dir = own.map(|o| self.fetch(member, o, ".own")).transpose()?;
         let tdir = trial_dir(&self.dir, member);
         let staging = tdir.join(".exploit");
         remove_dir_if_exists(&staging)?;
@@ -184,13 +265,13 @@ impl Trials for TrainerTrials<'_> {
                     .collect();
                 write_tensors(&edir.join(WEIGHTS), &merged)?;
             }
-            _ => link_or_copy(&from.join(WEIGHTS), &edir.join(WEIGHTS))?,
+            _ => crate::checkpoints::link_or_copy(&from.join(WEIGHTS), &edir.join(WEIGHTS))?,
         }
         let opt_from = match &own_dir {
             Some(own_dir) if !plan.copy_optimizer => own_dir.clone(),
             _ => from.clone(),
         };
-        link_or_copy(&opt_from.join(OPTIMIZER), &edir.join(OPTIMIZER))?;
+        crate::checkpoints::link_or_copy(&opt_from.join(OPTIMIZER), &edir.join(OPTIMIZER))?;
         // The member keeps its own metrics history (up to the epoch it continues from).
         let state_from = own_dir.clone().unwrap_or_else(|| from.clone());
         let mut state: EpochState = read_json(&state_from.join(STATE))?
@@ -201,11 +282,17 @@ impl Trials for TrainerTrials<'_> {
         state.optimizer_sha256 = file_sha256(&edir.join(OPTIMIZER))?;
         write_json(&edir.join(STATE), &state)?;
         copy_epoch_state(&staging, &tdir.join("state"), e)?;
-        remove_dir_if_exists(&staging)
+        for d in [staging, from] {
+            remove_dir_if_exists(&d)?;
+        }
+        if let Some(d) = own_dir {
+            remove_dir_if_exists(&d)?;
+        }
+        Ok(())
     }
 
     fn discard(&self, ckpt: &CheckpointRef) -> Result<()> {
-        remove_dir_if_exists(&self.dir.join(&ckpt.path))
+        self.checkpoints.delete(&ckpt.path)
     }
 
     fn log(&self, line: &str) {

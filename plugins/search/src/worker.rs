@@ -61,9 +61,13 @@ pub struct WorkerOptions {
     pub store: String,
     /// The search's run name in the store.
     pub run: String,
-    /// The stage directory as this machine sees it (default: the recorded one; for a
-    /// shared file system mounted elsewhere).
-    pub checkpoints: Option<PathBuf>,
+    /// Where published states are: an object store URL (`file:///...`, `s3://...`) or the
+    /// stage directory as this machine mounts it (default: the stage's `checkpoints:`, else
+    /// its recorded directory).
+    pub checkpoints: Option<String>,
+    /// The local folder members train in when states go to an object store (default: the
+    /// stage's recorded directory, created here if missing).
+    pub dir: Option<PathBuf>,
     /// Train this member only (exit when it is done); default: any runnable member.
     pub member: Option<usize>,
     /// Override the recorded device.
@@ -166,8 +170,20 @@ pub fn run_worker(
     // Checks the population is the one this spec describes; never drops leases: the
     // other workers are alive.
     pop.init(false)?;
-    let dir = opts.checkpoints.clone().unwrap_or(spec.dir.clone());
-    let trials = stage.trials(&dir, search_seed, device, sdata, progress, &spec.stage)?;
+    let checkpoints =
+        stage.checkpoint_store_at(opts.checkpoints.as_deref(), &spec.dir, &opts.run)?;
+    let dir = match checkpoints.stage_dir() {
+        Some(shared) => shared.to_path_buf(),
+        None => opts.dir.clone().unwrap_or(spec.dir.clone()),
+    };
+    progress.log(&format!(
+        "{}: members train in {}, states published to {}",
+        spec.stage,
+        dir.display(),
+        checkpoints.describe()
+    ));
+    let mut trials = stage.trials(&dir, search_seed, device, sdata, progress, &spec.stage)?;
+    trials.checkpoints = checkpoints;
     let owner = owner_name();
     progress.log(&format!(
         "{}: worker {owner} joined run `{}` ({})",

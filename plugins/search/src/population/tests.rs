@@ -34,6 +34,11 @@ struct Fake {
     seen: Mutex<BTreeMap<String, usize>>,
     jitter: bool,
     trained_epochs: AtomicUsize,
+    /// Every other step starts without the member's local state, as on a machine that
+    /// never trained it (workers sharing only the stores).
+    forget: bool,
+    steps: AtomicUsize,
+    published: AtomicUsize,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Clone)]
@@ -55,7 +60,15 @@ impl Fake {
             seen: Mutex::new(BTreeMap::new()),
             jitter,
             trained_epochs: AtomicUsize::new(0),
+            forget: false,
+            steps: AtomicUsize::new(0),
+            published: AtomicUsize::new(0),
         }
+    }
+
+    fn forgetful(mut self) -> Fake {
+        self.forget = true;
+        self
     }
 
     fn at(&self, p: Point) {
@@ -102,8 +115,28 @@ impl Fake {
 }
 
 impl Trials for Fake {
-    fn train(&self, member: &Member, to: usize, _halt: &AtomicBool) -> Result<Vec<ResultRow>> {
+    fn train(
+        &self,
+        member: &Member,
+        from: Option<&CheckpointRef>,
+        to: usize,
+        _halt: &AtomicBool,
+    ) -> Result<Vec<ResultRow>> {
         let dir = self.state_dir(member.id);
+        if self.forget && self.steps.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        // As the real trials do: a local state that is not the published one it must
+        // continue from is replaced by it.
+        if let Some(from) = from {
+            let text = std::fs::read_to_string(self.dir.join(&from.path)).unwrap();
+            let published: FakeState = serde_json::from_str(&text).unwrap();
+            let local = std::fs::read_to_string(dir.join(format!("epoch-{}", from.epoch))).ok();
+            let latest = self.load(&dir).map(|l| l.epoch);
+            if local.as_deref() != Some(text.as_str()) || latest < Some(from.epoch) {
+                self.save(&dir, &published);
+            }
+        }
         let mut s = self.load(&dir).unwrap_or(FakeState {
             epoch: 0,
             w: 0.0,
@@ -144,7 +177,9 @@ impl Trials for Fake {
         self.at(Point::AfterTrain);
         let s = self.load(&self.state_dir(member)).unwrap();
         assert_eq!(s.epoch, epoch);
-        let path = format!("ckpt/{member}-{epoch}");
+        let n = self.published.fetch_add(1, Ordering::SeqCst);
+        // Unique across restarts too, as the real tags are.
+        let path = format!("ckpt/{member}-{epoch}-{n}-{:08x}", rand::random::<u32>());
         std::fs::create_dir_all(self.dir.join("ckpt")).unwrap();
         std::fs::write(self.dir.join(&path), serde_json::to_string(&s).unwrap()).unwrap();
         self.sleep();
@@ -386,6 +421,44 @@ fn killed_search_resumes_to_the_same_result_on(b: &Backend) {
 }
 
 #[test]
+fn workers_sharing_only_the_stores_reach_the_same_result() {
+    workers_sharing_only_the_stores_reach_the_same_result_on(&Backend::Sqlite);
+}
+
+/// Members whose local state is lost between steps (trained by another machine last)
+/// continue from their published state, or from the one their exploit published: the same
+/// search, with no epoch trained twice.
+fn workers_sharing_only_the_stores_reach_the_same_result_on(b: &Backend) {
+    let s = pba(5, 2);
+    let cfg = config(s.as_ref(), 6, true);
+    let r = tempfile::tempdir().unwrap();
+    let reference = outcome(
+        &search(
+            b,
+            r.path(),
+            s.as_ref(),
+            &cfg,
+            2,
+            &Fake::new(r.path(), None, false),
+        )
+        .unwrap(),
+    );
+    let d = tempfile::tempdir().unwrap();
+    let forgetful = Fake::new(d.path(), None, true).forgetful();
+    let snap = search(b, d.path(), s.as_ref(), &cfg, 3, &forgetful).unwrap();
+    assert!(!snap.events.is_empty());
+    assert_eq!(outcome(&snap), reference);
+    assert_eq!(forgetful.trained_epochs.load(Ordering::SeqCst), 5 * 6);
+    // And after a kill inside an exploit, with the state lost too.
+    let k = tempfile::tempdir().unwrap();
+    let killed = Fake::new(k.path(), Some((Point::InExploit, 2)), true).forgetful();
+    assert!(search(b, k.path(), s.as_ref(), &cfg, 2, &killed).is_err());
+    let resumed = Fake::new(k.path(), None, false).forgetful();
+    let snap = search(b, k.path(), s.as_ref(), &cfg, 2, &resumed).unwrap();
+    assert_eq!(outcome(&snap), reference);
+}
+
+#[test]
 fn async_search_finishes_and_logs_decode_to_lineages() {
     async_search_finishes_and_logs_decode_to_lineages_on(&Backend::Sqlite);
 }
@@ -550,7 +623,7 @@ fn an_expired_lease_never_publishes_on(b: &Backend) {
         path: "zombie".into(),
     };
     assert!(!pop.renew(z.id, "zombie").unwrap());
-    assert!(!pop.applied(z.id, "zombie").unwrap());
+    assert!(!pop.applied(z.id, "zombie", None).unwrap());
     assert_eq!(
         pop.report(z.id, "zombie", std::slice::from_ref(&row), &ck)
             .unwrap(),
@@ -579,7 +652,13 @@ struct UntilStopped {
 }
 
 impl Trials for UntilStopped {
-    fn train(&self, _m: &Member, _to: usize, halt: &AtomicBool) -> Result<Vec<ResultRow>> {
+    fn train(
+        &self,
+        _m: &Member,
+        _from: Option<&CheckpointRef>,
+        _to: usize,
+        halt: &AtomicBool,
+    ) -> Result<Vec<ResultRow>> {
         let t0 = Instant::now();
         while !halt.load(Ordering::SeqCst) {
             assert!(
@@ -703,4 +782,5 @@ fn every_scenario_on_postgres() {
     leases_expire_and_a_stale_report_is_dropped_on(&b);
     an_expired_lease_never_publishes_on(&b);
     a_lost_lease_stops_training_on(&b);
+    workers_sharing_only_the_stores_reach_the_same_result_on(&b);
 }

@@ -1,0 +1,471 @@
+//! Where a search publishes its members' training states: the stage directory (the
+//! default, hard links, for one machine or a shared file system mounted at the same path),
+//! or an object store named by a URL (`file:///shared/ckpts`, `s3://bucket/prefix`), for
+//! workers on machines that share nothing but the population store and that URL.
+//!
+//! Every published state gets a key of its own (`checkpoints/<member>/epoch-<e>-<tag>`,
+//! `tag` random per publish), written create-only: a worker that lost its lease can finish
+//! a late upload, but it can never overwrite a state the store references (its report is
+//! refused by the lease check, so its upload stays unreferenced and is deleted with the
+//! search's other states). On S3 the create-only put is a conditional `If-None-Match: *`
+//! write; on `file://` the object store writes a staging file and links it into place.
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use rolekd_core::rundir::write_atomic;
+use rolekd_core::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A published state's files: the trainer's epoch state.
+pub const STATE_FILES: [&str; 3] = ["weights.safetensors", "optimizer.safetensors", "state.json"];
+/// The folder, inside a member's last published state, holding its final checkpoint (the
+/// trainer's `checkpoint/`), so the stage can hand the best member on from any worker.
+pub const FINAL: &str = "final";
+
+/// The search's checkpoint store.
+pub struct CheckpointStore {
+    place: Place,
+}
+
+enum Place {
+    /// Paths relative to the stage directory.
+    Dir(PathBuf),
+    /// Keys under `prefix` in an object store, driven by a runtime of its own.
+    Object {
+        url: String,
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+        runtime: tokio::runtime::Runtime,
+    },
+}
+
+/// Whether `url` names a checkpoint store [`CheckpointStore::open`] can open.
+pub fn is_checkpoint_url(url: &str) -> bool {
+    ["file://", "s3://", "memory://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// Hard-links `from` to `to`, copying when linking is impossible.
+pub fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).map_err(io(from))?;
+    }
+    Ok(())
+}
+
+/// Removes `dir` and everything in it; a missing one is fine.
+pub fn remove_dir_if_exists(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+fn store_error(url: &str, what: &str, e: object_store::Error) -> Error {
+    Error::Data(format!("checkpoint store {url}: {what}: {e}"))
+}
+
+/// Every key under `base`.
+async fn list_keys(store: &dyn ObjectStore, url: &str, base: &Key) -> Result<Vec<Key>> {
+    let metas: Vec<_> = store
+        .list(Some(base))
+        .try_collect()
+        .await
+        .map_err(|e| store_error(url, &format!("listing {base}"), e))?;
+    Ok(metas.into_iter().map(|m| m.location).collect())
+}
+
+impl CheckpointStore {
+    /// States in the stage directory `dir` itself.
+    pub fn in_dir(dir: &Path) -> Self {
+        CheckpointStore {
+            place: Place::Dir(dir.to_path_buf()),
+        }
+    }
+
+    /// The object store `url`, holding the states of the search `run` under `<url>/<run>/`.
+    /// `s3://bucket/prefix` takes its credentials, region and endpoint from the usual
+    /// `AWS_*` variables (`AWS_ENDPOINT` and `AWS_ALLOW_HTTP=true` for a server of your own).
+    pub fn open(url: &str, run: &str) -> Result<Self> {
+        Self::open_with(url, run, &[])
+    }
+
+    /// [`CheckpointStore::open`], with `settings` (`AWS_*` names, as the environment
+    /// gives them) taking precedence over the environment's.
+    pub fn open_with(url: &str, run: &str, settings: &[(&str, String)]) -> Result<Self> {
+        let bad = |why: String| Error::Invalid(format!("checkpoint store `{url}`: {why}"));
+        let (store, base): (Arc<dyn ObjectStore>, String) =
+            if let Some(path) = url.strip_prefix("file://") {
+                std::fs::create_dir_all(path).map_err(io(Path::new(path)))?;
+                let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?;
+                (Arc::new(fs), String::new())
+            } else if let Some(rest) = url.strip_prefix("s3://") {
+                let (_bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                let mut b = AmazonS3Builder::from_env().with_url(url);
+                for (name, value) in settings {
+                    let key = name
+                        .to_ascii_lowercase()
+                        .parse()
+                        .map_err(|e: object_store::Error| bad(e.to_string()))?;
+                    b = b.with_config(key, value);
+                }
+                let s3 = b.build().map_err(|e| bad(e.to_string()))?;
+                (Arc::new(s3), prefix.trim_matches('/').to_string())
+            } else if url.starts_with("memory://") {
+                (Arc::new(InMemory::new()), String::new())
+            } else {
+                return Err(bad(
+                    "expected file:///PATH, s3://BUCKET/PREFIX or memory://".into(),
+                ));
+            };
+        let prefix = [base.as_str(), run]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("/");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rolekd-ckpt-io")
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("cannot start its I/O runtime: {e}")))?;
+        Ok(CheckpointStore {
+            place: Place::Object {
+                url: url.to_string(),
+                store,
+                prefix,
+                runtime,
+            },
+        })
+    }
+
+    /// The store's location, for log lines.
+    pub fn describe(&self) -> String {
+        match &self.place {
+            Place::Dir(d) => d.display().to_string(),
+            Place::Object { url, prefix, .. } => format!("{url} ({prefix}/)"),
+        }
+    }
+
+    /// Whether states live in the stage directory (a worker then needs that directory).
+    pub fn is_stage_dir(&self) -> bool {
+        self.stage_dir().is_some()
+    }
+
+    /// The stage directory holding the states, when they live in one.
+    pub fn stage_dir(&self) -> Option<&Path> {
+        match &self.place {
+            Place::Dir(d) => Some(d),
+            Place::Object { .. } => None,
+        }
+    }
+
+    fn key(prefix: &str, rel: &str) -> Key {
+        Key::from(format!("{prefix}/{rel}"))
+    }
+
+    /// Writes the files `names` of `src` as the new state `rel`, create-only: an existing
+    /// state is never replaced.
+    pub fn put(&self, rel: &str, src: &Path, names: &[&str]) -> Result<()> {
+        match &self.place {
+            Place::Dir(dir) => {
+                let dst = dir.join(rel);
+                if dst.exists() {
+                    return Err(Error::Invalid(format!(
+                        "{} exists already: published states are written once",
+                        dst.display()
+                    )));
+                }
+                let parent = dst.parent().expect("a state's path has a parent");
+                let tmp = parent.join(format!(
+                    ".tmp-{}",
+                    dst.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                remove_dir_if_exists(&tmp)?;
+                std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+                for f in names {
+                    let to = tmp.join(f);
+                    if let Some(p) = to.parent() {
+                        std::fs::create_dir_all(p).map_err(io(p))?;
+                    }
+                    link_or_copy(&src.join(f), &to)?;
+                }
+                std::fs::rename(&tmp, &dst).map_err(io(&dst))
+            }
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                for f in names {
+                    let path = src.join(f);
+                    let bytes = std::fs::read(&path).map_err(io(&path))?;
+                    let key = Self::key(prefix, &format!("{rel}/{f}"));
+                    let opts = PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    };
+                    store
+                        .put_opts(&key, PutPayload::from(bytes), opts)
+                        .await
+                        .map_err(|e| store_error(url, &format!("writing {key}"), e))?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Copies the files `names` of state `rel` into `dst` (replacing what is there).
+    pub fn get(&self, rel: &str, dst: &Path, names: &[&str]) -> Result<()> {
+        std::fs::create_dir_all(dst).map_err(io(dst))?;
+        match &self.place {
+            Place::Dir(dir) => {
+                let src = dir.join(rel);
+                for f in names {
+                    let to = dst.join(f);
+                    if let Some(p) = to.parent() {
+                        std::fs::create_dir_all(p).map_err(io(p))?;
+                    }
+                    let _ = std::fs::remove_file(&to);
+                    link_or_copy(&src.join(f), &to)?;
+                }
+                Ok(())
+            }
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                for f in names {
+                    let key = Self::key(prefix, &format!("{rel}/{f}"));
+                    let bytes = store
+                        .get(&key)
+                        .await
+                        .map_err(|e| store_error(url, &format!("reading {key}"), e))?
+                        .bytes()
+                        .await
+                        .map_err(|e| store_error(url, &format!("reading {key}"), e))?;
+                    let to = dst.join(f);
+                    if let Some(p) = to.parent() {
+                        std::fs::create_dir_all(p).map_err(io(p))?;
+                    }
+                    write_atomic(&to, &bytes)?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Reads one file of state `rel`.
+    pub fn read(&self, rel: &str, name: &str) -> Result<Vec<u8>> {
+        match &self.place {
+            Place::Dir(dir) => {
+                let p = dir.join(rel).join(name);
+                std::fs::read(&p).map_err(io(&p))
+            }
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                let key = Self::key(prefix, &format!("{rel}/{name}"));
+                let r = store.get(&key).await;
+                let bytes = match r {
+                    Ok(g) => g.bytes().await,
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| store_error(url, &format!("reading {key}"), e))?;
+                Ok(bytes.to_vec())
+            }),
+        }
+    }
+
+    /// The files under `rel` (relative names), none when it does not exist.
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
+        match &self.place {
+            Place::Dir(dir) => {
+                let root = dir.join(rel);
+                let mut out = Vec::new();
+                let mut todo = vec![root.clone()];
+                while let Some(d) = todo.pop() {
+                    let Ok(rd) = std::fs::read_dir(&d) else {
+                        continue;
+                    };
+                    for e in rd.flatten() {
+                        let p = e.path();
+                        if p.is_dir() {
+                            todo.push(p);
+                        } else if let Ok(r) = p.strip_prefix(&root) {
+                            out.push(r.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                let base = Self::key(prefix, rel);
+                let strip = format!("{base}/");
+                let mut out: Vec<String> = list_keys(store.as_ref(), url, &base)
+                    .await?
+                    .into_iter()
+                    .filter_map(|k| k.as_ref().strip_prefix(&strip).map(String::from))
+                    .collect();
+                out.sort();
+                Ok(out)
+            }),
+        }
+    }
+
+    /// Deletes `rel` and everything under it.
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        match &self.place {
+            Place::Dir(dir) => remove_dir_if_exists(&dir.join(rel)),
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                for key in list_keys(store.as_ref(), url, &Self::key(prefix, rel)).await? {
+                    match store.delete(&key).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(store_error(url, &format!("deleting {key}"), e)),
+                    }
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Whether state `rel` holds all of `names`.
+    pub fn holds(&self, rel: &str, names: &[&str]) -> Result<bool> {
+        let have = self.list(rel)?;
+        Ok(names.iter().all(|n| have.iter().any(|h| h == n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(store: &CheckpointStore) {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("a.bin"), b"alpha").unwrap();
+        std::fs::create_dir_all(src.path().join("final")).unwrap();
+        std::fs::write(src.path().join("final/b.json"), b"{}").unwrap();
+        store
+            .put(
+                "checkpoints/0/epoch-2-x",
+                src.path(),
+                &["a.bin", "final/b.json"],
+            )
+            .unwrap();
+        assert_eq!(
+            store.list("checkpoints/0/epoch-2-x").unwrap(),
+            vec!["a.bin".to_string(), "final/b.json".to_string()]
+        );
+        assert!(store.holds("checkpoints/0/epoch-2-x", &["a.bin"]).unwrap());
+        assert!(!store.holds("checkpoints/0/epoch-2-y", &["a.bin"]).unwrap());
+        // Create-only: a second write of the same state fails and leaves the first. (The
+        // trainer replaces files by renaming new ones into place, as this does.)
+        std::fs::remove_file(src.path().join("a.bin")).unwrap();
+        std::fs::write(src.path().join("a.bin"), b"late").unwrap();
+        let err = store
+            .put("checkpoints/0/epoch-2-x", src.path(), &["a.bin"])
+            .unwrap_err();
+        assert!(err.to_string().contains("epoch-2-x"), "{err}");
+        assert_eq!(
+            store.read("checkpoints/0/epoch-2-x", "a.bin").unwrap(),
+            b"alpha"
+        );
+        let dst = tempfile::tempdir().unwrap();
+        store
+            .get(
+                "checkpoints/0/epoch-2-x",
+                dst.path(),
+                &["a.bin", "final/b.json"],
+            )
+            .unwrap();
+        assert_eq!(std::fs::read(dst.path().join("a.bin")).unwrap(), b"alpha");
+        assert_eq!(
+            std::fs::read(dst.path().join("final/b.json")).unwrap(),
+            b"{}"
+        );
+        store.delete("checkpoints").unwrap();
+        assert!(store.list("checkpoints/0/epoch-2-x").unwrap().is_empty());
+        assert!(store.read("checkpoints/0/epoch-2-x", "a.bin").is_err());
+    }
+
+    #[test]
+    fn stage_directory_store_is_create_only_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        roundtrip(&CheckpointStore::in_dir(dir.path()));
+    }
+
+    #[test]
+    fn file_url_store_is_create_only_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().join("ckpts").display());
+        let store = CheckpointStore::open(&url, "run-a").unwrap();
+        roundtrip(&store);
+        // States of one run sit under its name.
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("a.bin"), b"x").unwrap();
+        store
+            .put("checkpoints/1/e", src.path(), &["a.bin"])
+            .unwrap();
+        assert!(dir
+            .path()
+            .join("ckpts/run-a/checkpoints/1/e/a.bin")
+            .exists());
+    }
+
+    #[test]
+    fn s3_store_is_create_only_and_round_trips() {
+        let Some(server) = crate::s3_server::start_or_skip("s3_store_is_create_only") else {
+            return;
+        };
+        let store =
+            CheckpointStore::open_with(&server.url("ckpts"), "run-s3", &server.env()).unwrap();
+        roundtrip(&store);
+    }
+
+    #[test]
+    fn memory_store_is_create_only_and_round_trips() {
+        roundtrip(&CheckpointStore::open("memory://", "r").unwrap());
+    }
+
+    #[test]
+    fn unknown_scheme_is_refused_with_the_expected_forms() {
+        let err = CheckpointStore::open("gs://b/p", "r")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("expected file:///PATH, s3://BUCKET/PREFIX"),
+            "{err}"
+        );
+        assert!(!is_checkpoint_url("/plain/path"));
+        assert!(is_checkpoint_url("s3://b/p"));
+    }
+}
