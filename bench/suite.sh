@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite: each row is a ratio measured in this invocation against a reference
 # doing the same work on this machine. Prints one table and writes bench/results.json.
-#   bash bench/suite.sh            (TRAIN_SIZE=N to change the slice; default 20000)
+#   bash bench/suite.sh    (TRAIN_SIZE=N: the slice, default 20000; REPEATS=N rounds, default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -26,15 +26,42 @@ stages:
   distill: {kind: distill, teacher: "\${resnet20.checkpoint}", model: {type: small-cnn, channels: [16, 32]}, epochs: 1, optimizer: *opt, workers: 1}
   teacher_fwd: {kind: evaluate, checkpoint: "\${resnet20.checkpoint}", batch_size: 128}
 YAML
-t0=$(date +%s.%N)
-target/release/rolekd-run "$work/train.yaml" --run-dir "$work/run" -q > /dev/null
-r_cnn=$(ips "$work/run/small_cnn/metrics.jsonl")
-r_res=$(ips "$work/run/resnet20/metrics.jsonl")
-r_kd=$(ips "$work/run/distill/metrics.jsonl")
-t_cnn=$("$py" bench/torch_reference.py --model cnn --channels 16,32 --train-size "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])')
-t_res=$("$py" bench/torch_reference.py --model resnet20 --width 16 --train-size "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])')
-# Teacher forward throughput: eval-mode forward over the test slice, timed by the stage.
-fwd_s=$(python3 -c "import json; print(json.load(open('$work/run/teacher_fwd/result.json'))['result']['summary']['stage_seconds'])")
+# This machine is a VM whose speed drifts by 10-30% between runs a minute apart: each
+# throughput is the best of REPEATS rounds (default 3), rolekd and the references
+# interleaved within each round, so a slow spell hits both sides.
+reps=${REPEATS:-3}
+best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
+least() { python3 -c "import sys; print(min(float(x) for x in sys.argv[1:]))" "$@"; }
+ref() { "$py" bench/torch_reference.py --train-size "$n" "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])'; }
+stage_s() { python3 -c "import json; print(json.load(open('$1/result.json'))['result']['summary']['stage_seconds'])"; }
+r_cnn_all=(); r_res_all=(); r_kd_all=(); fwd_all=(); kd_ratio_all=()
+t_cnn_all=(); t_res_all=(); t_cnn_cl_all=(); t_res_cl_all=()
+for i in $(seq "$reps"); do
+  target/release/rolekd-run "$work/train.yaml" --run-dir "$work/run$i" -q > /dev/null
+  r_cnn_all+=("$(ips "$work/run$i/small_cnn/metrics.jsonl")")
+  r_res_all+=("$(ips "$work/run$i/resnet20/metrics.jsonl")")
+  r_kd_all+=("$(ips "$work/run$i/distill/metrics.jsonl")")
+  # Teacher forward throughput: eval-mode forward over the test slice, timed by the stage.
+  fwd_all+=("$(stage_s "$work/run$i/teacher_fwd")")
+  # Row 2 within the round (its three parts ran back to back): expected / actual time.
+  kd_ratio_all+=("$(python3 -c "import sys; c, f, k = map(float, sys.argv[1:]); print(1 / (k * (1 / c + f / 1000)))" \
+    "${r_cnn_all[-1]}" "${fwd_all[-1]}" "${r_kd_all[-1]}")")
+  t_cnn_all+=("$(ref --model cnn --channels 16,32)")
+  t_res_all+=("$(ref --model resnet20 --width 16)")
+  # The same eager scripts with PyTorch's channels-last layout, which rolekd uses by
+  # default: how much of row 1 is the layout, and how much is the rest.
+  t_cnn_cl_all+=("$(ref --model cnn --channels 16,32 --channels-last)")
+  t_res_cl_all+=("$(ref --model resnet20 --width 16 --channels-last)")
+done
+r_cnn=$(best "${r_cnn_all[@]}"); r_res=$(best "${r_res_all[@]}"); r_kd=$(best "${r_kd_all[@]}")
+fwd_s=$(least "${fwd_all[@]}")
+median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+kd_ratio=$(median "${kd_ratio_all[@]}")
+t_cnn=$(best "${t_cnn_all[@]}"); t_res=$(best "${t_res_all[@]}")
+t_cnn_cl=$(best "${t_cnn_cl_all[@]}"); t_res_cl=$(best "${t_res_cl_all[@]}")
+echo "rounds (img/s): rolekd small-cnn ${r_cnn_all[*]} | eager ${t_cnn_all[*]} | eager-cl ${t_cnn_cl_all[*]}" >&2
+echo "rounds (img/s): rolekd resnet20 ${r_res_all[*]} | eager ${t_res_all[*]} | eager-cl ${t_res_cl_all[*]}" >&2
+echo "rounds: distill img/s ${r_kd_all[*]} | teacher forward s ${fwd_all[*]} | row 2 ${kd_ratio_all[*]}" >&2
 
 # 7. Time to first training step: start-up, graph build, data load, first batch.
 cat > "$work/first.yaml" <<YAML
@@ -109,10 +136,11 @@ PY
 )
 
 python3 - "$r_cnn" "$t_cnn" "$r_res" "$t_res" "$r_kd" "$fwd_s" "$first" "$peak" "$n" \
-  "$t_one" "$t_four" "$rss_one" "$rss_eight" "$m_cnn" "$m_res" "$aug_rgb" "$aug_gray" "$pba_ratio" <<'PY'
+  "$t_one" "$t_four" "$rss_one" "$rss_eight" "$m_cnn" "$m_res" "$aug_rgb" "$aug_gray" "$pba_ratio" \
+  "$t_cnn_cl" "$t_res_cl" "$kd_ratio" <<'PY'
 import json, sys
 (r_cnn, t_cnn, r_res, t_res, r_kd, fwd_s, first, peak, n, t_one, t_four, rss_one, rss_eight,
- m_cnn, m_res, aug_rgb, aug_gray, pba_ratio) = map(float, sys.argv[1:])
+ m_cnn, m_res, aug_rgb, aug_gray, pba_ratio, t_cnn_cl, t_res_cl, kd_ratio) = map(float, sys.argv[1:])
 teacher_fwd_ips = 1000 / fwd_s
 # Expected distillation time per image: one student step + one teacher forward.
 expected_kd = 1 / (1 / r_cnn + 1 / teacher_fwd_ips)
@@ -120,7 +148,9 @@ gflops = lambda macs, ips: 6 * macs * ips / 1e9
 rows = [
     ("1. train small-cnn: rolekd / PyTorch eager (img/s)", r_cnn / t_cnn, ">= 1.2", f"{r_cnn:.0f} vs {t_cnn:.0f}"),
     ("1. train resnet20: rolekd / PyTorch eager (img/s)", r_res / t_res, ">= 1.2", f"{r_res:.0f} vs {t_res:.0f}"),
-    ("2. distill step / (student step + teacher fwd) (time)", expected_kd / r_kd, "<= 1.05", f"{r_kd:.0f} img/s vs {expected_kd:.0f} expected"),
+    ("1b. train small-cnn: rolekd / PyTorch eager channels-last", r_cnn / t_cnn_cl, "-", f"{r_cnn:.0f} vs {t_cnn_cl:.0f}"),
+    ("1b. train resnet20: rolekd / PyTorch eager channels-last", r_res / t_res_cl, "-", f"{r_res:.0f} vs {t_res_cl:.0f}"),
+    ("2. distill step / (student step + teacher fwd) (time)", kd_ratio, "<= 1.05", f"median of rounds; best {r_kd:.0f} img/s vs {expected_kd:.0f}"),
     ("3. PBA augmentation / Pillow, RGB 32x32 (img/s, 1 core)", aug_rgb, ">= 25", "bench/augment.sh"),
     ("3. PBA augmentation / Pillow, gray 28x28 (img/s, 1 core)", aug_gray, ">= 25", "bench/augment.sh"),
     ("4. epoch time, PBA pipeline / no augmentation", pba_ratio, "<= 1.05", "bench/train_aug_overhead.sh"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Epoch time of training with the full PBA pipeline (2 ops + pad-crop + flip + cutout, on the
-# loader's worker threads) vs with no augmentation: same model, data, seed, one run each in
-# this invocation. Target: <= 1.05x.
+# loader's worker threads) vs with no augmentation: same model, data, seed; REPEATS (default
+# 3) pairs run alternately in this invocation, the median pair's ratio reported (this VM's
+# speed drifts between runs). Target: <= 1.05x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,25 +23,29 @@ stages:
     augment: {type: none}
     epochs: 1
     seed: 1
-  none:
+$(for i in $(seq ${REPEATS:-3}); do cat <<STAGES
+  none$i:
     kind: train
     model: $model
     augment: {type: none}
     epochs: 1
-  pba:
+  pba$i:
     kind: train
     model: $model
     augment: {type: pba, genes: [$genes], cutout: 8}
     epochs: 1
+STAGES
+done)
 YAML
 target/release/rolekd-run "$dir/p.yaml" --run-dir "$dir/run" -q > /dev/null
-python3 - "$dir/run" <<'PY'
-import json, sys
+python3 - "$dir/run" "${REPEATS:-3}" <<'PY'
+import json, statistics, sys
 def ips(stage):
     line = open(f"{sys.argv[1]}/{stage}/metrics.jsonl").read().splitlines()[-1]
     return json.loads(line)["images_per_s"]
-none, pba = ips("none"), ips("pba")
-print(f"no augmentation: {none:8.0f} img/s")
-print(f"PBA pipeline:    {pba:8.0f} img/s")
-print(f"epoch time ratio (PBA / none): {none / pba:.3f}x  (target <= 1.05x)")
+pairs = [(ips(f"none{i}"), ips(f"pba{i}")) for i in range(1, int(sys.argv[2]) + 1)]
+for none, pba in pairs:
+    print(f"no augmentation: {none:8.0f} img/s   PBA pipeline: {pba:8.0f} img/s   ratio {none / pba:.3f}")
+ratio = statistics.median(none / pba for none, pba in pairs)
+print(f"epoch time ratio (PBA / none): {ratio:.3f}x  (target <= 1.05x)")
 PY

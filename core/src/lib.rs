@@ -16,6 +16,7 @@ pub mod config;
 pub mod dynamic;
 pub mod error;
 pub mod graph;
+pub mod layout;
 pub mod pipeline;
 pub mod plugin;
 pub mod progress;

@@ -43,6 +43,8 @@ pub struct LoaderSpec {
     pub prefetch: usize,
     pub shuffle_seed: Seed,
     pub epochs: usize,
+    /// Batches laid out channels-last ([`crate::layout`]).
+    pub channels_last: bool,
 }
 
 /// The seeded order of an epoch.
@@ -150,9 +152,14 @@ fn build_batch(
                     soft = Some(targets);
                 }
             }
-            Tensor::from_slice(&buf)
+            let x = Tensor::from_slice(&buf)
                 .view([idx.len() as i64, c as i64, h as i64, w as i64])
-                .to_device(device)
+                .to_device(device);
+            if spec.channels_last {
+                crate::layout::channels_last(&x)
+            } else {
+                x
+            }
         })
         .collect();
     let labels: Vec<i64> = idx.iter().map(|&i| split.labels[i]).collect();
@@ -245,6 +252,7 @@ mod tests {
             prefetch: 2,
             shuffle_seed: Seed(9),
             epochs: 1,
+            channels_last: false,
         }
     }
 

@@ -48,7 +48,7 @@ pub struct At {
 pub fn attention(f: &Tensor, p: f64) -> Tensor {
     let b = f.size()[0];
     let a = f.abs().pow_tensor_scalar(p).mean_dim(1, false, Kind::Float);
-    l2_normalize(&a.view([b, -1]), 1)
+    l2_normalize(&a.reshape([b, -1]), 1)
 }
 
 impl Loss for At {

@@ -31,8 +31,8 @@ pub struct Fsp {
 fn flow(a: &Tensor, b: &Tensor) -> Tensor {
     let (sa, sb) = (a.size(), b.size());
     let (h, w) = (sa[2].min(sb[2]), sa[3].min(sb[3]));
-    let a = pool_to(a, h, w).view([sa[0], sa[1], -1]);
-    let b = pool_to(b, h, w).view([sb[0], sb[1], -1]);
+    let a = pool_to(a, h, w).reshape([sa[0], sa[1], -1]);
+    let b = pool_to(b, h, w).reshape([sb[0], sb[1], -1]);
     a.matmul(&b.transpose(1, 2)) / (h * w) as f64
 }
 

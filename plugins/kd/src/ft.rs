@@ -69,7 +69,7 @@ pub struct Ft {
 }
 
 fn factor(x: &Tensor) -> Tensor {
-    l2_normalize(&x.view([x.size()[0], -1]), 1)
+    l2_normalize(&x.reshape([x.size()[0], -1]), 1)
 }
 
 impl Loss for Ft {
@@ -171,7 +171,7 @@ mod tests {
                 .map(|&a| if a > 0.0 { a } else { 0.1 * a })
                 .collect();
             Tensor::from_slice(&v)
-                .view(x.size().as_slice())
+                .reshape(x.size().as_slice())
                 .to_kind(tch::Kind::Float)
         };
         let s = randn(&[2, 2, 2, 2], true);

@@ -28,7 +28,7 @@ pub struct Ickd {
 
 fn icc(f: &Tensor) -> Tensor {
     let s = f.size();
-    let a = f.view([s[0], s[1], -1]);
+    let a = f.reshape([s[0], s[1], -1]);
     a.matmul(&a.transpose(1, 2)) / (s[2] * s[3]) as f64
 }
 

@@ -43,7 +43,7 @@ impl Loss for Nst {
             let flat = |x: &Tensor| {
                 let x = pool_to(x, h, w);
                 let sz = x.size();
-                l2_normalize(&x.view([sz[0], sz[1], -1]), 2)
+                l2_normalize(&x.reshape([sz[0], sz[1], -1]), 2)
             };
             let (s, t) = (flat(&s), flat(&t));
             let mmd = poly_mean(&s, &s) + poly_mean(&t, &t) - poly_mean(&s, &t) * 2.0;

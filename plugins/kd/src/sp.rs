@@ -24,7 +24,7 @@ pub struct Sp {
 }
 
 fn similarity(f: &Tensor) -> Tensor {
-    let a = f.view([f.size()[0], -1]);
+    let a = f.reshape([f.size()[0], -1]);
     l2_normalize(&a.matmul(&a.tr()), 1)
 }
 

@@ -28,7 +28,7 @@ pub fn top_singular(f: &Tensor, k: i64) -> (Tensor, Tensor) {
     let s = f.size();
     let x = f
         .to_kind(Kind::Double)
-        .view([s[0], s[1], -1])
+        .reshape([s[0], s[1], -1])
         .transpose(1, 2);
     // torch.svd (reduced): V comes as [B, C, min(HW, C)], columns = right singular vectors.
     let (_u, sv, v) = x.svd(true, true);
@@ -249,7 +249,7 @@ impl Head {
     /// previous-stage ones `prev` [B, D'].
     fn logits(&self, cur: &Tensor, prev: &Tensor, detach: bool) -> Tensor {
         let b = cur.size()[0];
-        let split = |x: Tensor| x.view([b, self.heads, self.dim]).transpose(0, 1);
+        let split = |x: Tensor| x.reshape([b, self.heads, self.dim]).transpose(0, 1);
         let k = split(self.key.forward(cur, detach));
         let q = split(self.query.forward(prev, detach));
         k.matmul(&q.transpose(1, 2)) / (self.dim as f64).sqrt()
@@ -263,7 +263,7 @@ impl Head {
         let g = self.logits(cur, prev, false).softmax(-1, Kind::Float);
         let v = value
             .forward(prev, false)
-            .view([b, self.heads, self.dim])
+            .reshape([b, self.heads, self.dim])
             .transpose(0, 1);
         let mixed = g
             .matmul(&v)

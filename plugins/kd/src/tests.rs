@@ -144,3 +144,79 @@ fn kd_without_teacher_is_an_error_and_bad_temperature_is_refused() {
     );
     assert!(r.is_err());
 }
+
+/// The trainer lays feature maps out channels-last: every feature loss must give the same
+/// value and gradient on them as on the default layout (no `view` that assumes NCHW
+/// strides, which would fail or mix up channels).
+#[test]
+fn feature_losses_agree_on_channels_last_features() {
+    let stages: [(&str, [i64; 4]); 2] = [("stage1", [4, 4, 6, 6]), ("stage2", [4, 8, 3, 3])];
+    let shapes: Vec<(&str, &[i64])> = stages.iter().map(|(n, s)| (*n, &s[..])).collect();
+    let c = ctx(&shapes, &shapes);
+    let names = [
+        "fitnet", "at", "nst", "sp", "pkt", "cc", "rkd", "vid", "ab", "fsp", "ft", "ickd",
+        "kd-svd", "mhgd",
+    ];
+    let logits = randn(&[4, 3], false);
+    let labels = Tensor::from_slice(&[0i64, 1, 2, 0]);
+    for name in names {
+        let vs = nn::VarStore::new(Device::Cpu);
+        // On the feature maps where the loss takes them, else its default inputs.
+        let mut loss = match ["{features: [stage1, stage2]}", "{features: [stage2]}", "{}"]
+            .iter()
+            .find_map(|yaml| try_build(name, yaml, &c, &vs).ok())
+        {
+            Some(l) => l,
+            None => panic!("{name}: cannot build"),
+        };
+        let s: Vec<Tensor> = stages.iter().map(|(_, sh)| randn(sh, false)).collect();
+        let t: Vec<Tensor> = stages.iter().map(|(_, sh)| randn(sh, false)).collect();
+        let mut value_and_grad = |s: &[Tensor], t: &[Tensor]| {
+            let s: Vec<Tensor> = s
+                .iter()
+                .map(|x| x.detach().set_requires_grad(true))
+                .collect();
+            let named = |v: &[Tensor]| -> Vec<(String, Tensor)> {
+                stages
+                    .iter()
+                    .zip(v)
+                    .map(|((n, _), x)| (n.to_string(), x.shallow_clone()))
+                    .collect()
+            };
+            let (sn, tn) = (named(&s), named(t));
+            let so: Vec<(&str, &Tensor)> = sn.iter().map(|(n, x)| (n.as_str(), x)).collect();
+            let to: Vec<(&str, &Tensor)> = tn.iter().map(|(n, x)| (n.as_str(), x)).collect();
+            let v = run(
+                loss.as_mut(),
+                &output(&logits, &so),
+                Some(&output(&logits, &to)),
+                &labels,
+            );
+            if v.requires_grad() {
+                v.backward();
+            }
+            let grads: Vec<f64> = s
+                .iter()
+                .filter(|x| x.grad().defined())
+                .flat_map(|x| vals(&x.grad()))
+                .collect();
+            (scalar(&v), grads)
+        };
+        let (v0, g0) = value_and_grad(&s, &t);
+        let cl = |v: &[Tensor]| -> Vec<Tensor> {
+            v.iter().map(rolekd_core::layout::channels_last).collect()
+        };
+        let (v1, g1) = value_and_grad(&cl(&s), &cl(&t));
+        close(v1, v0, &format!("{name} value"));
+        assert!(
+            !g0.is_empty() && g0.len() == g1.len(),
+            "{name}: no gradient reached the features"
+        );
+        for (a, b) in g0.iter().zip(&g1) {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                "{name}: grad {a} vs {b}"
+            );
+        }
+    }
+}

@@ -234,7 +234,7 @@ pub fn same_channels(taps: &[Tap], loss: &str) -> Result<()> {
 pub fn feature(out: &ModelOutput, name: &str, who: &str, loss: &str) -> Result<Tensor> {
     if name == "logits" {
         let s = out.logits.size();
-        return Ok(out.logits.view([s[0], s[1], 1, 1]));
+        return Ok(out.logits.reshape([s[0], s[1], 1, 1]));
     }
     let f = out.feature(name).ok_or_else(|| {
         Error::Invalid(format!(
@@ -244,7 +244,7 @@ pub fn feature(out: &ModelOutput, name: &str, who: &str, loss: &str) -> Result<T
     Ok(match f.dim() {
         4 => f.shallow_clone(),
         2 => f.unsqueeze(-1).unsqueeze(-1),
-        _ => f.view([f.size()[0], -1, 1, 1]),
+        _ => f.reshape([f.size()[0], -1, 1, 1]),
     })
 }
 

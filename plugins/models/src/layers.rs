@@ -180,5 +180,5 @@ pub fn bn2d(vs: &nn::Path, c: i64) -> nn::BatchNorm {
 
 /// Global average pooling to `[B, C]`.
 pub fn global_avg_pool(xs: &Tensor) -> Tensor {
-    xs.mean_dim([2i64, 3].as_slice(), false, xs.kind())
+    xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
 }

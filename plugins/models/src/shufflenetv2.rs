@@ -111,7 +111,7 @@ impl Unit {
             )
         };
         let s = y.size();
-        y.view([s[0], 2, s[1] / 2, s[2], s[3]])
+        y.reshape([s[0], 2, s[1] / 2, s[2], s[3]])
             .transpose(1, 2)
             .reshape([s[0], s[1], s[2], s[3]])
     }

@@ -50,6 +50,10 @@ struct TrainingParams {
     /// Clip the gradient norm to this value.
     #[serde(default)]
     grad_clip: Option<f64>,
+    /// Lay images and conv weights out channels-last (faster convolutions on CPU; the same
+    /// results up to float rounding). `false`: libtorch's default NCHW layout.
+    #[serde(default = "default_channels_last")]
+    channels_last: bool,
     /// `sum` (default) or `clip-to-ce`: the released role-wise code's rule, the non-CE
     /// gradient clipped per parameter to the CE gradient's norm times sigmoid(epoch).
     #[serde(default)]
@@ -72,6 +76,10 @@ fn default_batch() -> usize {
 fn default_eval_batch() -> usize {
     256
 }
+fn default_channels_last() -> bool {
+    true
+}
+
 fn default_workers() -> usize {
     2
 }
@@ -270,6 +278,7 @@ pub fn build_spec_probing(
         eval_test: true,
         combine,
         stop_after: None,
+        channels_last: p.channels_last,
     };
     probe_plugins(&spec, &model, distill, probe_augment)?;
     Ok(spec)
