@@ -76,6 +76,36 @@ fn store_error(url: &str, what: &str, e: object_store::Error) -> Error {
     Error::Data(format!("checkpoint store {url}: {what}: {e}"))
 }
 
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) => std::fs::create_dir_all(p).map_err(io(p)),
+        None => Ok(()),
+    }
+}
+
+/// Links (or copies) the files `names` of `src` into `dst`, subfolders included.
+fn link_files(src: &Path, dst: &Path, names: &[&str]) -> Result<()> {
+    for f in names {
+        let to = dst.join(f);
+        create_parent(&to)?;
+        link_or_copy(&src.join(f), &to)?;
+    }
+    Ok(())
+}
+
+/// One object's bytes.
+async fn get_bytes(store: &dyn ObjectStore, url: &str, key: &Key) -> Result<Vec<u8>> {
+    let read = |e| store_error(url, &format!("reading {key}"), e);
+    let bytes = store
+        .get(key)
+        .await
+        .map_err(read)?
+        .bytes()
+        .await
+        .map_err(read)?;
+    Ok(bytes.to_vec())
+}
+
 /// Every key under `base`.
 async fn list_keys(store: &dyn ObjectStore, url: &str, base: &Key) -> Result<Vec<Key>> {
     let metas: Vec<_> = store
@@ -194,13 +224,7 @@ impl CheckpointStore {
                 ));
                 remove_dir_if_exists(&tmp)?;
                 std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-                for f in names {
-                    let to = tmp.join(f);
-                    if let Some(p) = to.parent() {
-                        std::fs::create_dir_all(p).map_err(io(p))?;
-                    }
-                    link_or_copy(&src.join(f), &to)?;
-                }
+                link_files(src, &tmp, names)?;
                 std::fs::rename(&tmp, &dst).map_err(io(&dst))
             }
             Place::Object {
@@ -232,16 +256,10 @@ impl CheckpointStore {
         std::fs::create_dir_all(dst).map_err(io(dst))?;
         match &self.place {
             Place::Dir(dir) => {
-                let src = dir.join(rel);
                 for f in names {
-                    let to = dst.join(f);
-                    if let Some(p) = to.parent() {
-                        std::fs::create_dir_all(p).map_err(io(p))?;
-                    }
-                    let _ = std::fs::remove_file(&to);
-                    link_or_copy(&src.join(f), &to)?;
+                    let _ = std::fs::remove_file(dst.join(f));
                 }
-                Ok(())
+                link_files(&dir.join(rel), dst, names)
             }
             Place::Object {
                 url,
@@ -251,17 +269,9 @@ impl CheckpointStore {
             } => runtime.block_on(async {
                 for f in names {
                     let key = Self::key(prefix, &format!("{rel}/{f}"));
-                    let bytes = store
-                        .get(&key)
-                        .await
-                        .map_err(|e| store_error(url, &format!("reading {key}"), e))?
-                        .bytes()
-                        .await
-                        .map_err(|e| store_error(url, &format!("reading {key}"), e))?;
+                    let bytes = get_bytes(store.as_ref(), url, &key).await?;
                     let to = dst.join(f);
-                    if let Some(p) = to.parent() {
-                        std::fs::create_dir_all(p).map_err(io(p))?;
-                    }
+                    create_parent(&to)?;
                     write_atomic(&to, &bytes)?;
                 }
                 Ok(())
@@ -283,13 +293,7 @@ impl CheckpointStore {
                 runtime,
             } => runtime.block_on(async {
                 let key = Self::key(prefix, &format!("{rel}/{name}"));
-                let r = store.get(&key).await;
-                let bytes = match r {
-                    Ok(g) => g.bytes().await,
-                    Err(e) => Err(e),
-                }
-                .map_err(|e| store_error(url, &format!("reading {key}"), e))?;
-                Ok(bytes.to_vec())
+                get_bytes(store.as_ref(), url, &key).await
             }),
         }
     }
