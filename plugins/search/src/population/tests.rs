@@ -377,26 +377,23 @@ fn sync_search_is_independent_of_workers_and_timing_on(b: &Backend) {
     assert_ne!(outcome(&one), outcome(&seven));
 }
 
+/// PBA with 5 members, 6 epochs, interval 2, and its outcome run without faults.
+fn uninterrupted_5x6(b: &Backend) -> (Box<dyn SearchStrategy>, SearchConfig, Outcome) {
+    let s = pba(5, 2);
+    let cfg = config(s.as_ref(), 6, true);
+    let r = tempfile::tempdir().unwrap();
+    let fake = Fake::new(r.path(), None, false);
+    let reference = outcome(&search(b, r.path(), s.as_ref(), &cfg, 2, &fake).unwrap());
+    (s, cfg, reference)
+}
+
 #[test]
 fn killed_search_resumes_to_the_same_result() {
     killed_search_resumes_to_the_same_result_on(&Backend::Sqlite);
 }
 
 fn killed_search_resumes_to_the_same_result_on(b: &Backend) {
-    let s = pba(5, 2);
-    let cfg = config(s.as_ref(), 6, true);
-    let r = tempfile::tempdir().unwrap();
-    let reference = outcome(
-        &search(
-            b,
-            r.path(),
-            s.as_ref(),
-            &cfg,
-            2,
-            &Fake::new(r.path(), None, false),
-        )
-        .unwrap(),
-    );
+    let (s, cfg, reference) = uninterrupted_5x6(b);
     assert!(!reference.events.is_empty());
     for crash in [
         (Point::MidTrain, 3),
@@ -429,20 +426,7 @@ fn workers_sharing_only_the_stores_reach_the_same_result() {
 /// continue from their published state, or from the one their exploit published: the same
 /// search, with no epoch trained twice.
 fn workers_sharing_only_the_stores_reach_the_same_result_on(b: &Backend) {
-    let s = pba(5, 2);
-    let cfg = config(s.as_ref(), 6, true);
-    let r = tempfile::tempdir().unwrap();
-    let reference = outcome(
-        &search(
-            b,
-            r.path(),
-            s.as_ref(),
-            &cfg,
-            2,
-            &Fake::new(r.path(), None, false),
-        )
-        .unwrap(),
-    );
+    let (s, cfg, reference) = uninterrupted_5x6(b);
     let d = tempfile::tempdir().unwrap();
     let forgetful = Fake::new(d.path(), None, true).forgetful();
     let snap = search(b, d.path(), s.as_ref(), &cfg, 3, &forgetful).unwrap();
