@@ -52,6 +52,10 @@ pub struct SearchPlan {
     /// On exploit, copy the donor's non-trainable buffers (BatchNorm statistics) too
     /// (otherwise keep the member's own; the original code copied trainable weights only).
     pub copy_buffers: bool,
+    /// Rank members at a perturbation point by their mean reward over the last this many
+    /// epochs (1: the latest epoch's alone). Validation accuracy swings between epochs
+    /// mid-training; a window no longer than the interval only sees the current lineage.
+    pub reward_window: usize,
 }
 
 /// Where a decision is taken.

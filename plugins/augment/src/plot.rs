@@ -479,6 +479,13 @@ pub fn plot_canvas(schedule: &Schedule) -> Canvas {
         );
         draw_panel(&mut c, &l, l.tops[1], "OPERATION MAGNITUDE", &mags, epochs);
     }
+    if !schedule.stats().applies_any_op {
+        // An empty schedule is a result (the search chose no augmentation), not a blank.
+        for (top, line) in l.tops.iter().zip(NO_OP_LINES) {
+            let x = l.left + l.plot_width / 2 - Canvas::text_width(line, 3) / 2;
+            c.text(x, top + l.plot_height / 2 - 10, line, 3, NO_OP_COLOUR);
+        }
+    }
     let lx = l.left + l.plot_width + 30;
     for (k, op) in PbaOp::ALL.iter().enumerate() {
         let y = l.tops[0] + k * 22;
@@ -487,6 +494,10 @@ pub fn plot_canvas(schedule: &Schedule) -> Canvas {
     }
     c
 }
+
+/// What an empty schedule's panels say instead of staying blank.
+pub const NO_OP_LINES: [&str; 2] = ["NO OP APPLIED IN ANY EPOCH", "(NO AUGMENTATION)"];
+const NO_OP_COLOUR: [u8; 3] = [200, 0, 0];
 
 /// Writes [`plot_canvas`] as a PNG file.
 pub fn plot_png(schedule: &Schedule, path: &Path) -> Result<()> {
@@ -659,6 +670,22 @@ mod tests {
         for (k, col) in OP_COLOURS.iter().enumerate() {
             assert_eq!(px(l.left + l.plot_width + 35, l.tops[0] + k * 22 + 5), *col);
         }
+    }
+
+    #[test]
+    fn an_empty_schedule_says_so_in_both_panels() {
+        let red_in = |c: &Canvas, top: usize| {
+            let l = LAYOUT;
+            (top..top + l.plot_height)
+                .flat_map(|y| (l.left..l.left + l.plot_width).map(move |x| (x, y)))
+                .any(|(x, y)| c.get(x, y) == NO_OP_COLOUR)
+        };
+        let empty = plot_canvas(&Schedule::constant(&[0; 60], 4).unwrap());
+        assert!(LAYOUT.tops.iter().all(|&t| red_in(&empty, t)));
+        let mut g = vec![0i64; 60];
+        g[0] = 3;
+        let busy = plot_canvas(&Schedule::constant(&g, 4).unwrap());
+        assert!(LAYOUT.tops.iter().all(|&t| !red_in(&busy, t)));
     }
 
     #[test]

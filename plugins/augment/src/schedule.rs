@@ -310,6 +310,51 @@ impl Schedule {
     pub fn genes_at(&self, epoch: usize, run_epochs: usize) -> Vec<i64> {
         genes_from_entries(&self.policy_at(epoch, run_epochs).policy).expect("validated schedule")
     }
+
+    /// How much augmentation the schedule applies: a search that returns the empty schedule
+    /// has chosen "no augmentation", which a report must say rather than leave to a blank plot.
+    pub fn stats(&self) -> ScheduleStats {
+        let entry_epochs: Vec<(&PolicyEntry, usize)> = self
+            .segments
+            .iter()
+            .flat_map(|s| s.policy.iter().map(move |e| (e, s.len())))
+            .collect();
+        let epochs = self.epochs.max(1) as f64;
+        let mean_prob = entry_epochs
+            .iter()
+            .map(|(e, len)| e.prob * *len as f64)
+            .sum::<f64>()
+            / (epochs * ENTRIES as f64);
+        let (mag_sum, mag_weight) = entry_epochs
+            .iter()
+            .filter(|(e, _)| e.prob > 0.0)
+            .fold((0.0, 0.0), |(s, w), (e, len)| {
+                (s + e.magnitude as f64 * *len as f64, w + *len as f64)
+            });
+        ScheduleStats {
+            active_final: self
+                .segments
+                .last()
+                .map_or(0, |s| s.policy.iter().filter(|e| e.prob > 0.0).count()),
+            mean_prob,
+            mean_magnitude: (mag_weight > 0.0).then(|| mag_sum / mag_weight),
+            applies_any_op: entry_epochs.iter().any(|(e, _)| e.prob > 0.0),
+        }
+    }
+}
+
+/// Summary figures of a [`Schedule`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleStats {
+    /// (op, slot) entries with probability > 0 in the last segment (the final policy).
+    pub active_final: usize,
+    /// Probability averaged over the 30 entries and over epochs.
+    pub mean_prob: f64,
+    /// Magnitude averaged over epochs and over the entries with probability > 0 (None when
+    /// no entry ever has one).
+    pub mean_magnitude: Option<f64>,
+    /// Whether any epoch's policy can apply an op at all.
+    pub applies_any_op: bool,
 }
 
 /// Reads and validates a schedule file.
@@ -527,6 +572,23 @@ mod tests {
         assert!(entries_from_genes(&genes_with(0, 11, 0)).is_err());
         assert!(entries_from_genes(&genes_with(0, 0, 10)).is_err());
         assert!(entries_from_genes(&genes[..58]).is_err());
+    }
+
+    #[test]
+    fn stats_say_how_much_augmentation_a_schedule_applies() {
+        let empty = Schedule::constant(&vec![0; GENES], 6).unwrap().stats();
+        assert!(!empty.applies_any_op);
+        assert_eq!((empty.active_final, empty.mean_prob), (0, 0.0));
+        assert_eq!(empty.mean_magnitude, None);
+        // Rotate p 0.4 m 6 for 2 of 8 epochs, then Cutout (entry 13) p 1.0 m 2 for 6.
+        let s = Schedule::from_pieces(&[(2, genes_with(0, 4, 6)), (6, genes_with(13, 10, 2))])
+            .unwrap()
+            .stats();
+        assert!(s.applies_any_op);
+        assert_eq!(s.active_final, 1);
+        let mean_prob = (0.4 * 2.0 + 1.0 * 6.0) / (8.0 * ENTRIES as f64);
+        assert!((s.mean_prob - mean_prob).abs() < 1e-12, "{s:?}");
+        assert_eq!(s.mean_magnitude, Some((6.0 * 2.0 + 2.0 * 6.0) / 8.0));
     }
 
     #[test]

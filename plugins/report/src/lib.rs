@@ -45,3 +45,87 @@ pub fn write_report(run_dir: &Path) -> Result<ReportFiles> {
     write_atomic(&markdown, text.as_bytes())?;
     Ok(ReportFiles { markdown, pictures })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rolekd_augment::schedule::{save, Schedule};
+    use serde_json::json;
+
+    /// A run directory by hand: one search stage per schedule, over `seeds`.
+    fn fake_run(dir: &Path, seeds: &[u64], schedules: &[(&str, Vec<i64>)]) {
+        let stages: Vec<String> = schedules
+            .iter()
+            .map(|(n, _)| format!("  {n}: {{kind: search}}"))
+            .collect();
+        std::fs::write(
+            dir.join("pipeline.yaml"),
+            format!(
+                "name: fake\nseeds: {seeds:?}\nstages:\n{}\n",
+                stages.join("\n")
+            ),
+        )
+        .unwrap();
+        for seed in seeds {
+            for (name, genes) in schedules {
+                let d = rolekd_core::runtime::seed_dir(dir, *seed).join(name);
+                std::fs::create_dir_all(&d).unwrap();
+                save(
+                    &Schedule::constant(genes, 6).unwrap(),
+                    &d.join("schedule.json"),
+                )
+                .unwrap();
+                let result = json!({"kind": "search", "result": {
+                    "outputs": {"schedule": "schedule.json"},
+                    "summary": {"best_val_acc": 0.8, "population": 4.0, "exploits": 2.0},
+                }});
+                std::fs::write(d.join("result.json"), result.to_string()).unwrap();
+                std::fs::write(
+                    d.join("config.yaml"),
+                    "role: student\nstrategy: {type: pba}\n",
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_searched_schedule_is_flagged_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let mut busy = vec![0i64; 60];
+        (busy[0], busy[1], busy[6], busy[7]) = (5, 4, 10, 8);
+        fake_run(
+            d.path(),
+            &[0, 1],
+            &[("empty_search", vec![0; 60]), ("busy_search", busy)],
+        );
+        write_report(d.path()).unwrap();
+        let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+        let row = |name: &str| {
+            report
+                .lines()
+                .find(|l| l.starts_with(&format!("| {name} | pba")))
+                .unwrap_or_else(|| panic!("{name}: {report}"))
+                .to_string()
+        };
+        // Ops with p > 0 at the end, mean p, mean magnitude: per seed.
+        assert!(
+            row("empty_search").ends_with("| 0 / 0 | 0.00 / 0.00 | - / - |"),
+            "{report}"
+        );
+        // Two entries fire (p 0.5 and 1.0, magnitudes 4 and 8): mean p 1.5 / 30.
+        assert!(
+            row("busy_search").ends_with("| 2 / 2 | 0.05 / 0.05 | 6.0 / 6.0 |"),
+            "{report}"
+        );
+        let warning = report
+            .lines()
+            .find(|l| l.contains(markdown::EMPTY_SCHEDULE))
+            .unwrap_or_else(|| panic!("no warning: {report}"));
+        assert!(
+            warning.contains("empty_search (seed 0), empty_search (seed 1)"),
+            "{warning}"
+        );
+        assert!(!warning.contains("busy_search"), "{warning}");
+    }
+}

@@ -1,9 +1,14 @@
 //! `report.md`.
 
 use crate::scan::{RunScan, StageScan};
+use rolekd_augment::schedule::{self, ScheduleStats};
 use rolekd_core::runtime::mean_std;
+use rolekd_core::runtime::WARNED;
 use std::fmt::Write;
 use std::path::Path;
+
+/// The words a report flags an empty searched schedule with.
+pub const EMPTY_SCHEDULE: &str = "searched schedule applies no op in any epoch";
 
 /// A figure over seeds: `12.34%` for one value, `12.34 ± 0.56%` for several, `-` for none.
 fn pct_over(values: &[f64]) -> String {
@@ -74,10 +79,14 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
     for (i, st) in first.iter().enumerate() {
         let finished = run.across_seeds(i).filter(|x| x.result.is_some()).count();
         let secs: f64 = values(run, i, |x| x.summary("stage_seconds")).iter().sum();
+        let warned = run
+            .across_seeds(i)
+            .any(|x| x.result.as_ref().is_some_and(|r| !r.warnings.is_empty()));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {finished}/{} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {:.0} | {finished}/{} |",
             st.name,
+            if warned { WARNED } else { "" },
             st.kind,
             role(run, st),
             augmentation(st),
@@ -87,6 +96,19 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
             secs,
             run.seeds.len()
         );
+    }
+
+    let mut warnings = String::new();
+    for (seed, stages) in &run.seeds {
+        for st in stages {
+            for w in st.result.iter().flat_map(|r| &r.warnings) {
+                let at = seed.map(|v| format!(" (seed {v})")).unwrap_or_default();
+                let _ = writeln!(warnings, "- **{}{at}**: {w}", st.name);
+            }
+        }
+    }
+    if !warnings.is_empty() {
+        let _ = write!(s, "\n## Warnings\n\n{warnings}");
     }
 
     // The students, best first: the comparison a role-wise pipeline is run for.
@@ -122,6 +144,10 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
         }
     }
 
+    if let Some(reference) = role_wise_reference(run, first) {
+        s.push_str(&paired_differences(run, first, reference));
+    }
+
     let searches: Vec<usize> = (0..first.len())
         .filter(|&i| first[i].kind == "search")
         .collect();
@@ -129,8 +155,9 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
         let _ = writeln!(s, "\n## Searches\n");
         let _ = writeln!(
             s,
-            "| stage | strategy | searched role | members | best val acc | exploits | wall time (s) |\n|---|---|---|---|---|---|---|"
+            "| stage | strategy | searched role | members | best val acc | exploits | wall time (s) | ops with p > 0 at the end | mean p | mean magnitude |\n|---|---|---|---|---|---|---|---|---|---|"
         );
+        let mut empty: Vec<String> = Vec::new();
         for &i in &searches {
             let st = &first[i];
             let searched = st
@@ -141,9 +168,25 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
             let members = values(run, i, |x| x.summary("population"));
             let exploits = values(run, i, |x| x.summary("exploits"));
             let wall = values(run, i, |x| x.summary("search_seconds"));
+            let stats: Vec<(Option<u64>, ScheduleStats)> = run
+                .seeds
+                .iter()
+                .filter_map(|(seed, stages)| {
+                    let path = stages.get(i)?.output("schedule")?;
+                    Some((*seed, schedule::load(&path).ok()?.stats()))
+                })
+                .collect();
+            let per_seed = |f: &dyn Fn(&ScheduleStats) -> String| {
+                let v: Vec<String> = stats.iter().map(|(_, x)| f(x)).collect();
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(" / ")
+                }
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {searched} | {} | {} | {} | {:.0} |",
+                "| {} | {} | {searched} | {} | {} | {} | {:.0} | {} | {} | {} |",
                 st.name,
                 st.plugin_type("strategy").unwrap_or_else(|| "-".into()),
                 members.first().map(|m| m.to_string()).unwrap_or("-".into()),
@@ -153,7 +196,43 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
                     .map(|e| e.to_string())
                     .collect::<Vec<_>>()
                     .join(" / "),
-                wall.iter().sum::<f64>()
+                wall.iter().sum::<f64>(),
+                per_seed(&|x| x.active_final.to_string()),
+                per_seed(&|x| format!("{:.2}", x.mean_prob)),
+                per_seed(&|x| x
+                    .mean_magnitude
+                    .map_or("-".to_string(), |m| format!("{m:.1}"))),
+            );
+            for (seed, x) in &stats {
+                if !x.applies_any_op {
+                    empty.push(match seed {
+                        Some(seed) => format!("{} (seed {seed})", st.name),
+                        None => st.name.clone(),
+                    });
+                }
+            }
+        }
+        let total: f64 = (0..first.len())
+            .flat_map(|i| values(run, i, |x| x.summary("stage_seconds")))
+            .sum();
+        let searching: f64 = searches
+            .iter()
+            .flat_map(|&i| values(run, i, |x| x.summary("stage_seconds")))
+            .sum();
+        if total > 0.0 {
+            let _ =
+                writeln!(
+                s,
+                "\nSearches took {searching:.0} s of the {total:.0} s all stages took ({:.0}%{}).",
+                100.0 * searching / total,
+                if run.seeds.len() > 1 { ", all seeds" } else { "" }
+            );
+        }
+        if !empty.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n**Warning: {EMPTY_SCHEDULE}:** {}. A stage trained with such a schedule saw no augmentation at all.",
+                empty.join(", ")
             );
         }
     }
@@ -172,6 +251,78 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
                 .to_string();
             let _ = writeln!(s, "{}: ![rewards of {}]({rel})\n", st.name, st.name);
         }
+    }
+    s
+}
+
+/// The search stage a distill stage's `pba-schedule` comes from, if any.
+fn schedule_source<'a>(first: &'a [StageScan], st: &StageScan) -> Option<&'a StageScan> {
+    let dir = st
+        .config
+        .get("augment")?
+        .get("schedule")?
+        .as_str()
+        .map(Path::new)?
+        .parent()?
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    first.iter().find(|s| s.name == dir && s.kind == "search")
+}
+
+/// The role-wise student: the first distill stage trained with the schedule a PBA search
+/// found for the student role.
+fn role_wise_reference(run: &RunScan, first: &[StageScan]) -> Option<usize> {
+    first.iter().position(|st| {
+        st.kind == "distill"
+            && role(run, st) == "student"
+            && schedule_source(first, st).is_some_and(|src| {
+                let strategy = src.plugin_type("strategy").unwrap_or_else(|| "pba".into());
+                src.config.get("role").and_then(|r| r.as_str()) == Some("student")
+                    && strategy == "pba"
+            })
+    })
+}
+
+/// Per-seed paired differences (reference minus baseline, test accuracy) of the role-wise
+/// student against every other student stage: seeds share data splits and teachers, so the
+/// paired difference is the figure that says whether the method helps.
+fn paired_differences(run: &RunScan, first: &[StageScan], reference: usize) -> String {
+    let mut s = String::new();
+    let name = &first[reference].name;
+    let _ = writeln!(
+        s,
+        "\n## Paired differences: {name} minus each baseline\n\nTest accuracy, per seed \
+         (seeds where both finished); positive: {name} is better.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| baseline | mean ± std (points) | per seed | {name} better in |\n|---|---|---|---|"
+    );
+    for (j, st) in first.iter().enumerate() {
+        if j == reference || role(run, st) != "student" {
+            continue;
+        }
+        let diffs: Vec<f64> = run
+            .seeds
+            .iter()
+            .filter_map(|(_, stages)| {
+                Some((stages.get(reference)?.test_acc()? - stages.get(j)?.test_acc()?) * 100.0)
+            })
+            .collect();
+        if diffs.is_empty() {
+            continue;
+        }
+        let (m, sd) = mean_std(&diffs);
+        let each: Vec<String> = diffs.iter().map(|d| format!("{d:+.2}")).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {m:+.2} ± {sd:.2} | {} | {}/{} |",
+            st.name,
+            each.join(" / "),
+            diffs.iter().filter(|&&d| d > 0.0).count(),
+            diffs.len()
+        );
     }
     s
 }

@@ -121,6 +121,22 @@ impl Snapshot {
     }
 }
 
+/// The mean of `member`'s rewards over the `window` epochs ending at `epoch` (the epochs it
+/// has a reward for), or None when it has none at `epoch`.
+fn windowed_reward(
+    results: &[ResultRow],
+    member: usize,
+    epoch: usize,
+    window: usize,
+) -> Option<f64> {
+    let last = reward_at(results, member, epoch)?;
+    let rewards: Vec<f64> = (epoch.saturating_sub(window.max(1)) + 1..epoch)
+        .filter_map(|e| reward_at(results, member, e))
+        .chain(std::iter::once(last))
+        .collect();
+    Some(rewards.iter().sum::<f64>() / rewards.len() as f64)
+}
+
 fn reward_at(results: &[ResultRow], member: usize, epoch: usize) -> Option<f64> {
     results
         .iter()
@@ -422,7 +438,7 @@ impl<'a> Population<'a> {
         self.record(id, owner, rows, ckpt.epoch, Some(ckpt))
     }
 
-    /// Records that `id` diverged (a non-finite loss) while training to epoch `to`: it gets
+    /// Records that `id` diverged (a non-finite loss, or a stalled run) while training to epoch `to`: it gets
     /// reward 0 for the epochs it missed, so it ranks last; no state is published. When the
     /// strategy exploits it, it continues from its donor; otherwise it stops (done).
     pub fn report_diverged(&self, id: usize, owner: &str, to: usize) -> Result<Reported> {
@@ -527,7 +543,8 @@ impl<'a> Population<'a> {
             .iter()
             .map(|m| MemberScore {
                 member: m.id,
-                reward: reward_at(&results, m.id, epoch).unwrap_or(f64::NAN),
+                reward: windowed_reward(&results, m.id, epoch, self.cfg.plan.reward_window)
+                    .unwrap_or(f64::NAN),
                 genes: m.genes.clone(),
             })
             .collect();
@@ -586,7 +603,10 @@ impl<'a> Population<'a> {
                     && m.epoch + slack >= epoch
                     && m.epoch <= epoch + slack
             })
-            .filter_map(|m| reward_at(&results, m.id, m.epoch).map(|r| (m, r)))
+            .filter_map(|m| {
+                windowed_reward(&results, m.id, m.epoch, self.cfg.plan.reward_window)
+                    .map(|r| (m, r))
+            })
             .collect();
         let Some(me) = peers.iter().position(|(m, _)| m.id == id) else {
             return Ok(0);
@@ -1047,9 +1067,9 @@ fn step(
             (rows, reported)
         }
         // One member's divergence is a result (it ranks last), not the search's failure.
-        Err(e @ Error::NonFinite { .. }) => {
+        Err(e @ (Error::NonFinite { .. } | Error::Stalled { .. })) => {
             trials.log(&format!(
-                "warning: member {} diverged ({e}); it ranks last and is replaced by an exploit when the strategy exploits, else stops",
+                "warning: member {} diverged or stalled ({e}); it ranks last and is replaced by an exploit when the strategy exploits, else stops",
                 m.id
             ));
             (Vec::new(), pop.report_diverged(m.id, owner, to)?)

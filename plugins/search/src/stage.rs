@@ -184,7 +184,20 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
         }
     }
     // The trial's policy entry gets each member's schedule later: not built here.
-    let spec = build_spec_probing(&trial, student, false)?;
+    let mut spec = build_spec_probing(&trial, student, false)?;
+    // A stalled member is a result like a diverged one: it ranks last, unless the trial
+    // says to only warn.
+    if trial.get("on_stall").is_none() {
+        spec.on_stall = rolekd_core::trainer::health::OnStall::Stop;
+    }
+    if trial.get("eval_every").is_some() {
+        return Err(trial
+            .child_error(
+                "eval_every",
+                "search trials are evaluated every epoch (each epoch's reward is recorded)",
+            )
+            .into());
+    }
     if spec.train_on_val_too {
         return Err(trial
             .child_error(
@@ -567,8 +580,25 @@ impl Stage for SearchStage {
         Ok(StageResult {
             outputs: written.outputs,
             summary: written.summary,
+            warnings: failed_members(&snap),
         })
     }
+}
+
+/// One line per member that diverged or stalled (recorded with an infinite loss), for the
+/// stage's result.
+fn failed_members(snap: &crate::population::Snapshot) -> Vec<String> {
+    let mut first: std::collections::BTreeMap<usize, usize> = Default::default();
+    for r in snap.results.iter().filter(|r| r.loss.is_infinite()) {
+        let e = first.entry(r.member).or_insert(r.epoch);
+        *e = (*e).min(r.epoch);
+    }
+    first
+        .into_iter()
+        .map(|(m, e)| {
+            format!("member {m} diverged or stalled in epoch {e} (ranked last; see the log)")
+        })
+        .collect()
 }
 
 /// Deletes the published checkpoints and the members' per-epoch states (their final

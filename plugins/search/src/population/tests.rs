@@ -768,3 +768,29 @@ fn every_scenario_on_postgres() {
     a_lost_lease_stops_training_on(&b);
     workers_sharing_only_the_stores_reach_the_same_result_on(&b);
 }
+
+#[test]
+fn windowed_rewards_average_the_last_epochs_of_a_member() {
+    let row = |member, epoch, reward| ResultRow {
+        member,
+        epoch,
+        reward,
+        train_acc: 0.0,
+        loss: 0.0,
+        seconds: 0.0,
+    };
+    // Member 0's epoch 3 was reported twice (a resumed member): the latest row counts.
+    let results = vec![
+        row(0, 1, 0.2),
+        row(0, 2, 0.6),
+        row(0, 3, 0.1),
+        row(1, 3, 0.9),
+        row(0, 3, 0.4),
+    ];
+    assert_eq!(windowed_reward(&results, 0, 3, 1), Some(0.4));
+    assert_eq!(windowed_reward(&results, 0, 3, 2), Some(0.5));
+    assert!((windowed_reward(&results, 0, 3, 3).unwrap() - 0.4).abs() < 1e-12);
+    // Missing epochs are skipped; no reward at the epoch itself: none.
+    assert_eq!(windowed_reward(&results, 1, 3, 2), Some(0.9));
+    assert_eq!(windowed_reward(&results, 1, 2, 2), None);
+}

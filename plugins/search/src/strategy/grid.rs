@@ -149,6 +149,7 @@ fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
             interval: p.interval,
             copy_optimizer: true,
             copy_buffers: true,
+            reward_window: 1,
         },
         at: params.clone(),
     }))

@@ -5,7 +5,7 @@
 //! resampled uniformly within its bounds with probability 0.2, otherwise shifted by a
 //! uniform amount in {0, 1, 2, 3} up or down and clamped.
 
-use super::{lowest_genes, quantile_size, random_genes, ranking};
+use super::{quantile_size, ranking, Init};
 use rand::Rng;
 use rolekd_augment::space::explore;
 use rolekd_core::config::Params;
@@ -15,17 +15,6 @@ use rolekd_core::plugin::search::{
 use rolekd_core::rng::StreamRng;
 use rolekd_core::{register_plugin, Result};
 use serde::Deserialize;
-
-/// How members start.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// Every gene at its lower bound: no augmentation (PBA).
-    #[default]
-    Zeros,
-    /// Genes drawn uniformly (each member from its own stream).
-    Random,
-}
 
 /// Params of `pba`.
 #[derive(Deserialize)]
@@ -47,9 +36,22 @@ pub struct PbaParams {
     /// too (otherwise keep the member's own: the original copied trainable weights only).
     #[serde(default = "yes")]
     pub copy_buffers: bool,
-    /// `zeros` (PBA) or `random` starting policies.
+    /// `zeros` (PBA), `random` or `graded` starting policies (see [`Init`]).
     #[serde(default)]
     pub init: Init,
+    /// No exploit before this many epochs (Ray PBT's `burn_in_period`; 0 in PBA): the
+    /// first epochs' validation accuracies swing more between epochs than between
+    /// policies, so ranking them selects noise.
+    #[serde(default)]
+    pub burn_in: usize,
+    /// Rank by the mean reward of the last this many epochs (1 in PBA; at most the interval,
+    /// so the mean covers the current lineage only).
+    #[serde(default = "one")]
+    pub reward_window: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_population() -> usize {
@@ -70,6 +72,7 @@ pub struct Pba {
     pub plan: SearchPlan,
     pub quantile: f64,
     pub init: Init,
+    pub burn_in: usize,
 }
 
 impl SearchStrategy for Pba {
@@ -79,24 +82,24 @@ impl SearchStrategy for Pba {
 
     fn initial(
         &self,
-        _member: usize,
+        member: usize,
         space: &dyn PolicySpace,
         rng: &mut StreamRng,
     ) -> Result<Vec<i64>> {
-        Ok(match self.init {
-            Init::Zeros => lowest_genes(space),
-            Init::Random => random_genes(space, rng),
-        })
+        Ok(self.init.genes(space, member, self.plan.population, rng))
     }
 
     fn decide(
         &self,
-        _at: DecideCtx,
+        at: DecideCtx,
         scores: &[MemberScore],
         space: &dyn PolicySpace,
         rng: &mut StreamRng,
     ) -> Vec<Decision> {
         let mut out = vec![Decision::Continue; scores.len()];
+        if at.epoch < self.burn_in {
+            return out;
+        }
         let rewards: Vec<f64> = scores.iter().map(|s| s.reward).collect();
         let order = ranking(&rewards);
         let q = quantile_size(scores.len(), self.quantile);
@@ -126,6 +129,17 @@ fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
     if p.interval == 0 {
         return Err(params.child_error("interval", "must be at least 1").into());
     }
+    if p.reward_window == 0 || p.reward_window > p.interval {
+        return Err(params
+            .child_error(
+                "reward_window",
+                format!(
+                    "must be between 1 and the interval ({}), got {}",
+                    p.interval, p.reward_window
+                ),
+            )
+            .into());
+    }
     if !(p.quantile > 0.0 && p.quantile <= 0.5) {
         return Err(params
             .child_error(
@@ -140,16 +154,18 @@ fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
             interval: p.interval,
             copy_optimizer: p.copy_optimizer,
             copy_buffers: p.copy_buffers,
+            reward_window: p.reward_window,
         },
         quantile: p.quantile,
         init: p.init,
+        burn_in: p.burn_in,
     }))
 }
 
 register_plugin!(
     SearchStrategy,
     "pba",
-    "Population Based Augmentation: bottom quantile copies a top member and explores its policy (population, interval, quantile, copy_optimizer, copy_buffers, init)",
+    "Population Based Augmentation: bottom quantile copies a top member and explores its policy (population, interval, quantile, copy_optimizer, copy_buffers, init: zeros|random|graded, burn_in, reward_window)",
     build
 );
 
@@ -210,6 +226,13 @@ mod tests {
             &mut StreamRng::seed_from_u64(1),
         );
         assert_eq!(d, again);
+        // Within the burn-in nobody is exploited; from its end on the bottom is.
+        let late = strategy("{type: pba, population: 8, quantile: 0.25, burn_in: 4}");
+        let at = |epoch| DecideCtx { epoch, epochs: 9 };
+        let quiet = late.decide(at(3), &scores, &space, &mut StreamRng::seed_from_u64(1));
+        assert!(quiet.iter().all(|d| *d == Decision::Continue));
+        let busy = late.decide(at(4), &scores, &space, &mut StreamRng::seed_from_u64(1));
+        assert_eq!(busy, d);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the end without exploits; the best final reward wins (random search, the usual baseline
 //! of a policy search).
 
-use super::random_genes;
+use super::Init;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::search::{
     DecideCtx, Decision, MemberScore, PolicySpace, SearchPlan, SearchStrategy,
@@ -21,6 +21,14 @@ pub struct RandomParams {
     /// Epochs between reward reports (no perturbation happens).
     #[serde(default = "default_interval")]
     pub interval: usize,
+    /// `random` (default: uniform policies) or `graded` (a ladder from no augmentation to
+    /// uniform, as PBA's `init: graded`; the fair baseline for such a PBA search).
+    #[serde(default = "random_init")]
+    pub init: Init,
+}
+
+fn random_init() -> Init {
+    Init::Random
 }
 
 fn default_population() -> usize {
@@ -33,6 +41,7 @@ fn default_interval() -> usize {
 /// The `random` strategy.
 pub struct RandomSearch {
     pub plan: SearchPlan,
+    pub init: Init,
 }
 
 impl SearchStrategy for RandomSearch {
@@ -42,11 +51,11 @@ impl SearchStrategy for RandomSearch {
 
     fn initial(
         &self,
-        _member: usize,
+        member: usize,
         space: &dyn PolicySpace,
         rng: &mut StreamRng,
     ) -> Result<Vec<i64>> {
-        Ok(random_genes(space, rng))
+        Ok(self.init.genes(space, member, self.plan.population, rng))
     }
 
     fn decide(
@@ -76,14 +85,16 @@ fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
             interval: p.interval,
             copy_optimizer: true,
             copy_buffers: true,
+            reward_window: 1,
         },
+        init: p.init,
     }))
 }
 
 register_plugin!(
     SearchStrategy,
     "random",
-    "Random search: `population` uniformly random policies, no exploit; the best final reward wins",
+    "Random search: `population` random policies (init: random | graded), no exploit; the best final reward wins",
     build
 );
 
