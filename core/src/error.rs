@@ -26,6 +26,9 @@ pub enum Error {
         epoch: usize,
         step: usize,
     },
+    /// A run the health check found stalled, with `on_stall: stop`.
+    #[error("{stage}: training stalled: {message}")]
+    Stalled { stage: String, message: String },
     #[error("interrupted")]
     Interrupted,
 }

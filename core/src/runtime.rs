@@ -494,10 +494,38 @@ pub fn summary_markdown(name: &str, report: &RunReport) -> String {
             get("stage_seconds")
                 .map(|t| format!("{t:.0}"))
                 .unwrap_or_else(|| "-".into()),
-            status_word(&st.status)
+            status_word(&st.status).to_string() + warned(st)
         ));
     }
+    s.push_str(&warnings_section(
+        report.stages.iter().map(|st| (st.name.clone(), st)),
+    ));
     s
+}
+
+/// The mark a stage with warnings gets in a results table.
+pub const WARNED: &str = " ⚠ see warnings";
+
+fn warned(st: &StageReport) -> &'static str {
+    match &st.result {
+        Some(r) if !r.warnings.is_empty() => WARNED,
+        _ => "",
+    }
+}
+
+/// `## Warnings`: every warning of every stage (empty when there are none).
+fn warnings_section<'a>(stages: impl Iterator<Item = (String, &'a StageReport)>) -> String {
+    let mut out = String::new();
+    for (label, st) in stages {
+        for w in st.result.iter().flat_map(|r| &r.warnings) {
+            out.push_str(&format!("- **{label}**: {w}\n"));
+        }
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("\n## Warnings\n\n{out}")
+    }
 }
 
 fn status_word(s: &StageStatus) -> &'static str {
@@ -558,12 +586,25 @@ fn seeds_markdown(name: &str, report: &RunReport) -> String {
                     .and_then(|r| r.summary.get("stage_seconds"))
             })
             .sum();
+        let any_warned = report
+            .seeds
+            .iter()
+            .filter_map(|(_, r)| r.stages.get(i))
+            .any(|x| !warned(x).is_empty());
         s.push_str(&format!(
-            "| {} | {} | {mean} | {} | {secs:.0} |\n",
+            "| {}{} | {} | {mean} | {} | {secs:.0} |\n",
             st.name,
+            if any_warned { WARNED } else { "" },
             st.kind,
             each.join(" / ")
         ));
     }
+    s.push_str(&warnings_section(report.seeds.iter().flat_map(
+        |(seed, r)| {
+            r.stages
+                .iter()
+                .map(move |st| (format!("{} (seed {seed})", st.name), st))
+        },
+    )));
     s
 }

@@ -25,6 +25,10 @@ pub struct OutputDecl {
 pub struct StageResult {
     pub outputs: BTreeMap<String, String>,
     pub summary: BTreeMap<String, f64>,
+    /// What went wrong without failing the stage (a stalled training run, a search member
+    /// that stalled), shown by the summary and the report next to the stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What the runtime gives a running stage.

@@ -24,6 +24,13 @@ pub struct EpochMetrics {
     pub val_acc: Option<f64>,
     pub images_per_s: f64,
     pub seconds: f64,
+    /// Cross-entropy of the trained model's logits over the epoch's second half (what the
+    /// health check reads; absent in metrics written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_ce: Option<f64>,
+    /// The health check's verdict when this epoch looked stalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<super::health::Stall>,
 }
 
 /// Rewrites `metrics.jsonl` with every epoch so far (atomically, so a reader never sees a
@@ -63,6 +70,9 @@ pub struct TrainOutcome {
     pub final_val_acc: Option<f64>,
     pub best_val_acc: Option<f64>,
     pub seconds: f64,
+    /// Epochs the health check flagged.
+    #[serde(default)]
+    pub stalls: Vec<super::health::Stall>,
 }
 
 impl TrainOutcome {
@@ -70,9 +80,12 @@ impl TrainOutcome {
         let last = epochs.last()?;
         // Best by test accuracy, or by validation accuracy when there is no test score.
         let score = |e: &EpochMetrics| e.test_acc.or(e.val_acc).unwrap_or(f64::NAN);
+        // Epochs that were not evaluated (`eval_every`) have no score and cannot be best.
         let best = epochs
             .iter()
-            .max_by(|a, b| score(a).total_cmp(&score(b)).then(b.epoch.cmp(&a.epoch)))?;
+            .filter(|e| e.test_acc.or(e.val_acc).is_some())
+            .max_by(|a, b| score(a).total_cmp(&score(b)).then(b.epoch.cmp(&a.epoch)))
+            .unwrap_or(last);
         let best_val = epochs
             .iter()
             .filter_map(|e| e.val_acc)
@@ -84,6 +97,7 @@ impl TrainOutcome {
             final_val_acc: last.val_acc,
             best_val_acc: best_val,
             seconds: epochs.iter().map(|e| e.seconds).sum(),
+            stalls: super::health::stalls(epochs),
         })
     }
 
@@ -123,6 +137,8 @@ mod tests {
             val_acc: None,
             images_per_s: 1.0,
             seconds: 2.0,
+            train_ce: None,
+            stall: None,
         }
     }
 
@@ -134,6 +150,14 @@ mod tests {
         assert_eq!(o.best_test_acc, Some(0.8));
         assert_eq!(o.best_epoch, 2);
         assert_eq!(o.seconds, 8.0);
+        // With `eval_every`, unevaluated epochs are never the best.
+        let skipped = EpochMetrics {
+            test_acc: None,
+            test_loss: None,
+            ..ep(2, 0.0)
+        };
+        let o = TrainOutcome::from_epochs(&[ep(1, 0.5), skipped, ep(3, 0.6)]).unwrap();
+        assert_eq!((o.best_epoch, o.best_test_acc), (3, Some(0.6)));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! of the same sampled images, or shares the trained role's view (`view: same`). Losses see
 //! the student's and the first frozen role's outputs.
 
+pub mod health;
 mod loader;
 mod metrics;
 mod roles;
@@ -92,8 +93,11 @@ pub struct TrainSpec {
     /// Train on the training split plus the validation split (final runs after a search).
     pub train_on_val_too: bool,
     pub grad_clip: Option<f64>,
-    /// Evaluate on the test split every epoch (search trials only need validation).
+    /// Evaluate on the test split (search trials only need validation).
     pub eval_test: bool,
+    /// Evaluate (validation and test) every this many epochs, and after the last one: on
+    /// a small training split, evaluating 15,000 images each epoch costs more than training.
+    pub eval_every: usize,
     /// How the loss terms make one gradient.
     pub combine: Combine,
     /// Stop after this many epochs (resume state saved), e.g. at a search's perturbation
@@ -103,6 +107,8 @@ pub struct TrainSpec {
     /// convolutions run faster on it (see [`crate::layout`]). Same results up to float
     /// rounding; checkpoints are written in the default layout either way.
     pub channels_last: bool,
+    /// What a stalled run does (see [`health`]): warn and train on, or stop.
+    pub on_stall: health::OnStall,
 }
 
 /// Where a run happens.
@@ -325,8 +331,15 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         let mut sums: Vec<Tensor> = (0..=losses.len())
             .map(|_| Tensor::zeros([], (Kind::Double, ctx.device)))
             .collect();
+        let mut weighted_sums: Vec<Tensor> = (0..losses.len())
+            .map(|_| Tensor::zeros([], (Kind::Double, ctx.device)))
+            .collect();
         let mut correct = Tensor::zeros([], (Kind::Int64, ctx.device));
         let mut seen = 0usize;
+        // The epoch's second half, for the health check.
+        let mut late_ce = Tensor::zeros([], (Kind::Double, ctx.device));
+        let mut late_correct = Tensor::zeros([], (Kind::Int64, ctx.device));
+        let (mut late_seen, mut late_steps) = (0usize, 0usize);
         let mut lr = spec.lr;
         ctx.progress.start(
             &format!("{} {}/{}", ctx.label, epoch + 1, spec.epochs),
@@ -385,6 +398,8 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                     let _ = sums[k]
                         .f_add_(&(value.detach().to_kind(Kind::Double) * batch.len as f64))?;
                     let weighted = value * weight.at(at.epochs_done());
+                    let _ = weighted_sums[k]
+                        .f_add_(&(weighted.detach().to_kind(Kind::Double) * batch.len as f64))?;
                     if is_ce[k] {
                         ce_part += &weighted;
                     }
@@ -405,9 +420,20 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                     clip_grad_norm(&roles[0].built.vs, max);
                 }
                 opt.step(lr);
-                let pred = s_out.logits.detach().argmax(-1, false);
-                let _ = correct.f_add_(&pred.eq_tensor(&batch.labels).sum(Kind::Int64))?;
+                let logits = s_out.logits.detach();
+                let hits = logits
+                    .argmax(-1, false)
+                    .eq_tensor(&batch.labels)
+                    .sum(Kind::Int64);
+                let _ = correct.f_add_(&hits)?;
                 seen += batch.len;
+                if 2 * step >= steps_per_epoch {
+                    let ce = logits.cross_entropy_for_logits(&batch.labels);
+                    let _ = late_ce.f_add_(&(ce.to_kind(Kind::Double) * batch.len as f64))?;
+                    let _ = late_correct.f_add_(&hits)?;
+                    late_seen += batch.len;
+                    late_steps += 1;
+                }
                 ctx.progress.tick(|| {
                     format!(
                         "loss {:.3} lr {lr:.4}",
@@ -423,7 +449,8 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let student = roles[0].built.model.as_ref();
-        let (test_acc, test_loss) = match &test {
+        let evaluated = (epoch + 1) % spec.eval_every.max(1) == 0 || epoch + 1 == end_epoch;
+        let (test_acc, test_loss) = match test.as_ref().filter(|_| evaluated) {
             Some((x, y)) => {
                 let (a, l) = evaluate(student, x, y, spec.eval_batch_size);
                 (Some(a), Some(l))
@@ -432,6 +459,7 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
         };
         let val_acc = val
             .as_ref()
+            .filter(|_| evaluated)
             .map(|(x, y)| evaluate(student, x, y, spec.eval_batch_size).0);
         let mut loss_means = BTreeMap::new();
         for (k, (label, _, _)) in losses.iter().enumerate() {
@@ -441,6 +469,15 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
             "total".to_string(),
             sums[losses.len()].double_value(&[]) / seen as f64,
         );
+        let late_seen = late_seen.max(1) as f64;
+        let now = health::EpochHealth {
+            train_acc: late_correct.int64_value(&[]) as f64 / late_seen,
+            train_ce: late_ce.double_value(&[]) / late_seen,
+            steps: late_steps * 2,
+        };
+        let mut ce_history: Vec<f64> = history.iter().filter_map(|m| m.train_ce).collect();
+        ce_history.push(now.train_ce);
+        let stall = health::check(now, epoch + 1, &ce_history, shape.num_classes as usize);
         let m = EpochMetrics {
             epoch: epoch + 1,
             lr,
@@ -451,6 +488,8 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
             val_acc,
             images_per_s: seen as f64 / train_seconds,
             seconds: t0.elapsed().as_secs_f64(),
+            train_ce: Some(now.train_ce),
+            stall,
         };
         ctx.progress.log(&format!(
             "{}: epoch {}/{} loss {:.4} train acc {:.4}{}{} ({:.0} img/s, {:.1}s)",
@@ -468,6 +507,16 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
             m.images_per_s,
             m.seconds
         ));
+        if epoch == 0 {
+            log_loss_scales(ctx, &losses, &weighted_sums, seen);
+        }
+        if let Some(st) = &m.stall {
+            warn(&st.message);
+        }
+        let stop = m
+            .stall
+            .clone()
+            .filter(|_| spec.on_stall == health::OnStall::Stop);
         history.push(m);
         write_metrics(&metrics_path, &history)?;
         state::save(
@@ -482,6 +531,12 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
                 optimizer_sha256: String::new(),
             },
         )?;
+        if let Some(st) = stop {
+            return Err(Error::Stalled {
+                stage: ctx.label.to_string(),
+                message: st.message,
+            });
+        }
         if ctx.interrupted.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -501,6 +556,28 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
     )?;
     TrainOutcome::from_epochs(&history)
         .ok_or_else(|| Error::Invalid(format!("{}: zero epochs", ctx.label)))
+}
+
+/// Logs the first epoch's mean of every loss term after its weight, so a term that
+/// dominates (KD at T = 4 carries T^2 = 16) shows at a glance.
+fn log_loss_scales(
+    ctx: &TrainCtx<'_>,
+    losses: &[(String, Box<dyn Loss>, WeightSchedule)],
+    weighted_sums: &[Tensor],
+    seen: usize,
+) {
+    let terms: Vec<String> = losses
+        .iter()
+        .zip(weighted_sums)
+        .map(|((label, _, _), sum)| {
+            format!("{label} {:.4}", sum.double_value(&[]) / seen.max(1) as f64)
+        })
+        .collect();
+    ctx.progress.log(&format!(
+        "{}: loss terms after their weights, epoch 1 mean: {}",
+        ctx.label,
+        terms.join(", ")
+    ));
 }
 
 /// Writes `models.json`: each role's model entry and parameter count.

@@ -83,7 +83,11 @@ impl Stage for EvaluateStage {
         write_json(&ctx.dir.join("metrics.json"), &summary)?;
         let mut outputs = BTreeMap::new();
         outputs.insert("metrics".into(), "metrics.json".into());
-        Ok(StageResult { outputs, summary })
+        Ok(StageResult {
+            outputs,
+            summary,
+            ..Default::default()
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use rolekd_core::artifact::{ArtifactKind, CheckpointPath};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::trainer::health::OnStall;
 use rolekd_core::trainer::{
     self, LossSpec, ModelSource, RoleSpec, TrainCtx, TrainSpec, View, WeightSchedule,
 };
@@ -32,10 +33,16 @@ struct TrainingParams {
     /// Evaluation batch size (the whole test set is evaluated, last partial batch included).
     #[serde(default = "default_eval_batch")]
     eval_batch_size: usize,
-    /// `{type: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 5e-4}` (default).
+    /// Evaluate on the validation and test splits every this many epochs (and after the
+    /// last); default 1.
+    #[serde(default = "one")]
+    eval_every: usize,
+    /// Default `{type: sgd, lr: 0.05 * batch_size / 128, momentum: 0.9, nesterov: true,
+    /// weight_decay: 5e-4}`; an entry without `lr` gets that rate (sgd) or 1e-3 (adam, adamw).
     #[serde(default)]
     optimizer: Option<Value>,
-    /// `{type: cosine}` (default), `multistep`, `step`, `constant`, with `warmup_epochs`.
+    /// `{type: cosine, warmup_epochs: 1}` (default; no warm-up for a one-epoch run),
+    /// `multistep`, `step`, `constant`, each with `warmup_epochs`.
     #[serde(default)]
     lr_schedule: Option<Value>,
     /// Weighted loss terms: `[{type: ce}, {type: kd, weight: 0.9, temperature: 4}]`.
@@ -58,6 +65,10 @@ struct TrainingParams {
     /// gradient clipped per parameter to the CE gradient's norm times sigmoid(epoch).
     #[serde(default)]
     combine: Option<String>,
+    /// When training stalls (accuracy or loss at chance, a rising loss): `warn` (default:
+    /// print, record in the result, train on) or `stop` (the stage fails, exit 1).
+    #[serde(default)]
+    on_stall: OnStall,
     /// distill only: the frozen teacher's checkpoint (`${teacher.checkpoint}`).
     #[serde(default)]
     teacher: Option<CheckpointPath>,
@@ -76,6 +87,9 @@ fn default_batch() -> usize {
 fn default_eval_batch() -> usize {
     256
 }
+fn one() -> usize {
+    1
+}
 fn default_channels_last() -> bool {
     true
 }
@@ -87,9 +101,39 @@ fn default_train_on() -> String {
     "train".into()
 }
 
-const DEFAULT_OPTIMIZER: &str =
-    "{type: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0005}";
-const DEFAULT_SCHEDULE: &str = "{type: cosine}";
+/// SGD's default learning rate at the default batch of 128, scaled linearly with the
+/// batch size (0.1 per 256 images, Goyal et al. 2017). 0.1 at batch 128 drove a small CNN
+/// distilled at T = 4 to chance level (issue 19); see the README's defaults table.
+const SGD_LR_PER_128: f64 = 0.05;
+/// Adam's and AdamW's default learning rate.
+const ADAM_LR: f64 = 1e-3;
+
+/// The optimizer a stage without `optimizer:` gets.
+fn default_optimizer(batch_size: usize) -> String {
+    format!(
+        "{{type: sgd, lr: {}, momentum: 0.9, nesterov: true, weight_decay: 0.0005}}",
+        default_lr("sgd", batch_size)
+    )
+}
+
+/// The learning rate an optimizer entry without `lr` gets.
+fn default_lr(optimizer: &str, batch_size: usize) -> f64 {
+    match optimizer {
+        "adam" | "adamw" => ADAM_LR,
+        _ => SGD_LR_PER_128 * batch_size as f64 / 128.0,
+    }
+}
+
+/// The schedule a stage without `lr_schedule:` gets: cosine, with the learning rate ramped
+/// up over the first epoch when there is more than one (the first steps of a fresh model
+/// are where a high rate throws it off).
+fn default_schedule(epochs: usize) -> &'static str {
+    if epochs >= 2 {
+        "{type: cosine, warmup_epochs: 1}"
+    } else {
+        "{type: cosine}"
+    }
+}
 const TRAIN_LOSS: &str = "[{type: ce}]";
 /// Hinton KD as most CIFAR KD benchmarks run it (RepDistiller's alpha 0.9, T 4).
 const DISTILL_LOSS: &str = "[{type: ce, weight: 0.1}, {type: kd, weight: 0.9, temperature: 4}]";
@@ -97,6 +141,8 @@ const DISTILL_LOSS: &str = "[{type: ce, weight: 0.1}, {type: kd, weight: 0.9, te
 struct TrainingStage {
     spec: TrainSpec,
     distill: bool,
+    /// The stage's mapping, to locate a stop on stall.
+    at: Params,
 }
 
 fn or_default(params: &Params, key: &str, default: &str) -> Params {
@@ -108,7 +154,11 @@ fn or_default(params: &Params, key: &str, default: &str) -> Params {
 
 fn build(params: &Params, distill: bool) -> Result<Box<dyn Stage>> {
     let spec = build_spec(params, distill)?;
-    Ok(Box::new(TrainingStage { spec, distill }))
+    Ok(Box::new(TrainingStage {
+        spec,
+        distill,
+        at: params.clone(),
+    }))
 }
 
 /// Reads a `train` (or, with `distill`, a `distill`) stage mapping into a [`TrainSpec`],
@@ -127,6 +177,11 @@ pub fn build_spec_probing(
     let p: TrainingParams = params.parse()?;
     if p.epochs == 0 {
         return Err(params.child_error("epochs", "must be at least 1").into());
+    }
+    if p.eval_every == 0 {
+        return Err(params
+            .child_error("eval_every", "must be at least 1")
+            .into());
     }
     if p.batch_size == 0 {
         return Err(params
@@ -171,17 +226,17 @@ pub fn build_spec_probing(
     if let Some(a) = &augment {
         check_type(a, registry::PluginKind::AugmentPolicy)?;
     }
-    let optimizer = or_default(params, "optimizer", DEFAULT_OPTIMIZER);
+    let optimizer = or_default(params, "optimizer", &default_optimizer(p.batch_size));
     let lr = match optimizer.get("lr") {
         Some(l) => l.parse_value::<f64>()?,
-        None => 0.1,
+        None => default_lr(&optimizer.type_name()?, p.batch_size),
     };
     if !(lr.is_finite() && lr > 0.0) {
         return Err(optimizer
             .child_error("lr", format!("must be a positive number, got {lr}"))
             .into());
     }
-    let lr_schedule = or_default(params, "lr_schedule", DEFAULT_SCHEDULE);
+    let lr_schedule = or_default(params, "lr_schedule", default_schedule(p.epochs));
     // Optimizer and schedule are cheap to build: build them now so bad params surface
     // before anything trains.
     check_type(&optimizer, registry::PluginKind::Optimizer)?;
@@ -276,9 +331,11 @@ pub fn build_spec_probing(
         train_on_val_too,
         grad_clip: p.grad_clip,
         eval_test: true,
+        eval_every: p.eval_every,
         combine,
         stop_after: None,
         channels_last: p.channels_last,
+        on_stall: p.on_stall,
     };
     probe_plugins(&spec, &model, distill, probe_augment)?;
     Ok(spec)
@@ -401,13 +458,26 @@ impl Stage for TrainingStage {
             progress: ctx.progress,
             interrupted: ctx.interrupted,
         };
-        let outcome = trainer::train(&self.spec, &tctx)?;
+        let outcome = match trainer::train(&self.spec, &tctx) {
+            // Located like a configuration error, but a failed run (exit 1), not bad input.
+            Err(e @ Error::Stalled { .. }) => {
+                let at = self
+                    .at
+                    .child_error("on_stall", format!("{e} (stopped: `on_stall: stop`)"));
+                return Err(Error::Invalid(at.to_string()));
+            }
+            other => other?,
+        };
         let mut outputs = BTreeMap::new();
         outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
         outputs.insert("metrics".to_string(), "metrics.jsonl".to_string());
         let mut summary = outcome.summary();
         summary.insert("distilled".into(), if self.distill { 1.0 } else { 0.0 });
-        Ok(StageResult { outputs, summary })
+        Ok(StageResult {
+            outputs,
+            summary,
+            warnings: outcome.stalls.into_iter().map(|s| s.message).collect(),
+        })
     }
 }
 
