@@ -116,7 +116,7 @@ mod tests {
         let full = random_genes(&space, &mut StreamRng::seed_from_u64(3));
         assert_eq!(
             prob_sum(7),
-            (0..60).filter(|i| i % 2 == 0).map(|i| full[i]).sum()
+            (0..60).filter(|i| i % 2 == 0).map(|i| full[i]).sum::<i64>()
         );
         assert!(prob_sum(2) < prob_sum(5) && prob_sum(5) < prob_sum(7));
         // Magnitudes are drawn, not scaled.
