@@ -83,7 +83,8 @@ pub fn check(now: EpochHealth, epoch: usize, ce_history: &[f64], classes: usize)
             "training accuracy at chance level",
         ));
     }
-    if !(now.train_ce < ln_c) {
+    // NaN counts as at chance: it is no better than a uniform guess.
+    if now.train_ce.is_nan() || now.train_ce >= ln_c {
         return Some(stall(
             Symptom::ChanceLoss,
             "training loss at or above a uniform guess's",
