@@ -189,11 +189,20 @@ fn teacher_loss_in_a_train_stage_is_refused_before_training() {
 fn every_shipped_pipeline_validates() {
     let d = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for entry in std::fs::read_dir(repo().join("pipelines")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yaml") {
-            continue;
+    // pipelines/ and its folders (pilots/, study/).
+    let mut paths = Vec::new();
+    let mut dirs = vec![repo().join("pipelines")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                paths.push(path);
+            }
         }
+    }
+    for path in paths {
         // --dry-run builds the whole graph and every plugin's params, trains nothing.
         let o = run(
             d.path(),
@@ -203,5 +212,5 @@ fn every_shipped_pipeline_validates() {
         assert!(stdout(&o).contains("will run"), "{}", stdout(&o));
         checked += 1;
     }
-    assert!(checked >= 6, "only {checked} pipelines found");
+    assert!(checked >= 10, "only {checked} pipelines found");
 }
