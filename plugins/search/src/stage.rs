@@ -184,12 +184,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
         }
     }
     // The trial's policy entry gets each member's schedule later: not built here.
-    let mut spec = build_spec_probing(&trial, student, false)?;
-    // A stalled member is a result like a diverged one: it ranks last, unless the trial
-    // says to only warn.
-    if trial.get("on_stall").is_none() {
-        spec.on_stall = rolekd_core::trainer::health::OnStall::Stop;
-    }
+    let spec = build_spec_probing(&trial, student, false)?;
     if trial.get("eval_every").is_some() {
         return Err(trial
             .child_error(
