@@ -36,6 +36,13 @@ impl ModelOutput {
 /// A network. `train` selects batch statistics (and updates the running ones) for BN.
 pub trait Model: Send {
     fn forward(&self, xs: &Tensor, train: bool) -> ModelOutput;
+
+    /// The factor on the stage's default learning rate (SGD 0.05 per 128 images) when a
+    /// stage gives none: a model that the shared default throws off (issue 19) says so
+    /// here instead of every user finding its rate by hand. Explicit rates are never scaled.
+    fn default_lr_scale(&self) -> f64 {
+        1.0
+    }
 }
 
 /// DoReFa quantisation of a model, applied by the model plugin; 32 bits = off.

@@ -37,8 +37,9 @@ struct TrainingParams {
     /// last); default 1.
     #[serde(default = "one")]
     eval_every: usize,
-    /// Default `{type: sgd, lr: 0.05 * batch_size / 128, momentum: 0.9, nesterov: true,
-    /// weight_decay: 5e-4}`; an entry without `lr` gets that rate (sgd) or 1e-3 (adam, adamw).
+    /// Default `{type: sgd, lr: 0.05 * batch_size / 128 * model scale, momentum: 0.9,
+    /// nesterov: true, weight_decay: 5e-4}` (the scale is 1 but for `small-cnn`, 0.2); an
+    /// entry without `lr` gets that rate (sgd) or 1e-3 (adam, adamw).
     #[serde(default)]
     optimizer: Option<Value>,
     /// `{type: cosine, warmup_epochs: 1}` (default; no warm-up for a one-epoch run),
@@ -108,20 +109,31 @@ const SGD_LR_PER_128: f64 = 0.05;
 /// Adam's and AdamW's default learning rate.
 const ADAM_LR: f64 = 1e-3;
 
-/// The optimizer a stage without `optimizer:` gets.
-fn default_optimizer(batch_size: usize) -> String {
-    format!(
-        "{{type: sgd, lr: {}, momentum: 0.9, nesterov: true, weight_decay: 0.0005}}",
-        default_lr("sgd", batch_size)
-    )
-}
+/// The optimizer a stage without `optimizer:` gets (its rate from [`default_lr`]).
+const DEFAULT_OPTIMIZER: &str = "{type: sgd, momentum: 0.9, nesterov: true, weight_decay: 0.0005}";
 
-/// The learning rate an optimizer entry without `lr` gets.
-fn default_lr(optimizer: &str, batch_size: usize) -> f64 {
+/// The learning rate an optimizer entry without `lr` gets: SGD's rate is scaled by the
+/// model's [`Model::default_lr_scale`](rolekd_core::plugin::model::Model::default_lr_scale)
+/// (a fan-in effect, which Adam's normalised steps do not have).
+fn default_lr(optimizer: &str, batch_size: usize, model_scale: f64) -> f64 {
     match optimizer {
         "adam" | "adamw" => ADAM_LR,
-        _ => SGD_LR_PER_128 * batch_size as f64 / 128.0,
+        _ => SGD_LR_PER_128 * batch_size as f64 / 128.0 * model_scale,
     }
+}
+
+/// The model's default-rate factor, from a build on a stand-in shape; 1 when the model
+/// does not build there (its errors surface in [`probe_plugins`]).
+fn model_lr_scale(model: &Params) -> f64 {
+    let shape = rolekd_core::checkpoint::SpecRecord {
+        in_channels: 1,
+        num_classes: 10,
+        height: 28,
+        width: 28,
+    };
+    trainer::build_model(model, &shape, tch::Device::Cpu, rolekd_core::rng::Seed(0))
+        .map(|b| b.model.default_lr_scale())
+        .unwrap_or(1.0)
 }
 
 /// The schedule a stage without `lr_schedule:` gets: cosine, with the learning rate ramped
@@ -226,10 +238,14 @@ pub fn build_spec_probing(
     if let Some(a) = &augment {
         check_type(a, registry::PluginKind::AugmentPolicy)?;
     }
-    let optimizer = or_default(params, "optimizer", &default_optimizer(p.batch_size));
+    let optimizer = or_default(params, "optimizer", DEFAULT_OPTIMIZER);
     let lr = match optimizer.get("lr") {
         Some(l) => l.parse_value::<f64>()?,
-        None => default_lr(&optimizer.type_name()?, p.batch_size),
+        None => default_lr(
+            &optimizer.type_name()?,
+            p.batch_size,
+            model_lr_scale(&model),
+        ),
     };
     if !(lr.is_finite() && lr > 0.0) {
         return Err(optimizer
