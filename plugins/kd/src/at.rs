@@ -95,15 +95,28 @@ mod tests {
     use crate::testutil::*;
     use tch::{nn, Device, Tensor};
 
-    fn q(m: &Map4, b: usize) -> Vec<f64> {
+    /// The attention map of sample `b`: mean over channels of |F|^p, L2-normalised.
+    fn q(m: &Map4, b: usize, p: f64) -> Vec<f64> {
         let a: Vec<f64> = (0..m.hw())
-            .map(|i| (0..m.dims[1]).map(|c| m.at(b, c, i).powi(2)).sum::<f64>() / m.dims[1] as f64)
+            .map(|i| {
+                (0..m.dims[1])
+                    .map(|c| m.at(b, c, i).abs().powf(p))
+                    .sum::<f64>()
+                    / m.dims[1] as f64
+            })
             .collect();
         unit(&a)
     }
 
     #[test]
     fn at_matches_hand_computation() {
+        // The paper's p = 2, and p = 3 and 1, where |F| and the exponent both matter.
+        for p in [2.0, 3.0, 1.0] {
+            at_matches_hand_computation_at(p);
+        }
+    }
+
+    fn at_matches_hand_computation_at(p: f64) {
         let c = ctx(
             &[("stage1", &[2, 2, 2, 2]), ("stage2", &[2, 3, 2, 2])],
             &[("stage1", &[2, 4, 2, 2]), ("stage2", &[2, 5, 2, 2])],
@@ -117,7 +130,7 @@ mod tests {
             let (ms, mt) = (Map4::of(s), Map4::of(t));
             let mut acc = 0.0;
             for b in 0..2 {
-                let (qs, qt) = (q(&ms, b), q(&mt, b));
+                let (qs, qt) = (q(&ms, b, p), q(&mt, b, p));
                 acc += qs
                     .iter()
                     .zip(&qt)
@@ -127,13 +140,13 @@ mod tests {
             expect += 1000.0 / 2.0 * acc / 8.0;
         }
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut l = build("at", "{}", &c, &vs);
+        let mut l = build("at", &format!("{{p: {p}}}"), &c, &vs);
         let logits = randn(&[2, 3], false);
         let so = output(&logits, &[("stage1", &s1), ("stage2", &s2)]);
         let to = output(&logits, &[("stage1", &t1), ("stage2", &t2_)]);
         let labels = Tensor::from_slice(&[0i64, 1]);
         let v = run(l.as_mut(), &so, Some(&to), &labels);
-        close(scalar(&v), expect, "at");
+        close(scalar(&v), expect, &format!("at, p = {p}"));
         grad_ok(&v, &s1, "at");
         let v = run(l.as_mut(), &to, Some(&to), &labels);
         assert!(scalar(&v).abs() < 1e-6);

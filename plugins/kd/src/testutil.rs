@@ -99,9 +99,37 @@ pub fn t2(rows: &[&[f64]]) -> Tensor {
     Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
 }
 
-/// A random tensor (f32) with gradients when `grad`.
+/// A random tensor (f32, standard normal) with gradients when `grad`. Seeded: the k-th
+/// draw of a test comes from the stream `test name / k`, so a failure reproduces whatever
+/// other tests run beside it (libtorch's own generator is global to the process).
 pub fn randn(shape: &[i64], grad: bool) -> Tensor {
-    Tensor::randn(shape, (Kind::Float, Device::Cpu)).set_requires_grad(grad)
+    seeded_normal(shape).set_requires_grad(grad)
+}
+
+thread_local! {
+    static DRAWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Standard normal values (Box-Muller) from this test thread's next stream.
+pub fn seeded_normal(shape: &[i64]) -> Tensor {
+    use rand::Rng;
+    let k = DRAWS.with(|d| {
+        let k = d.get();
+        d.set(k + 1);
+        k
+    });
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("main");
+    let mut rng = rolekd_core::rng::Seed(0x6b64).child(test).index(k).rng();
+    let n: i64 = shape.iter().product();
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect();
+    Tensor::from_slice(&values).view(shape)
 }
 
 pub fn vals(t: &Tensor) -> Vec<f64> {
