@@ -374,9 +374,9 @@ fn workers_sharing_no_directory_finish_on_postgres_with_s3_checkpoints() {
 fn a_revived_zombie_worker_commits_nothing() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
-    let text = pipeline("")
-        .replace(&format!("population: {POPULATION}"), "population: 2")
-        .replace("channels: [16, 32]", "channels: [32, 64]");
+    // The pipeline's small CNN [48, 96]: an epoch long enough to stop a worker inside it.
+    let text = pipeline("").replace(&format!("population: {POPULATION}"), "population: 2");
+    assert!(text.contains("channels: [48, 96]"));
     let p = write(d.path(), "p.yaml", &text);
     let stage_dir = d.path().join("r/search");
     let url = stage_dir.join("population.sqlite").display().to_string();
