@@ -97,10 +97,19 @@ pub struct KdSvdParams {
     /// Teacher singular vectors per stage, k (default 1; the student offers k + 3).
     #[serde(default = "one")]
     pub k: i64,
+    /// `sum` (default): summed over the batch, as the role-wise original (TensorFlow);
+    /// `mean`: divided by the batch size, as RepDistiller's port, where the same weight
+    /// gives a term batch-size times smaller.
+    #[serde(default = "sum")]
+    pub reduction: String,
 }
 
 fn one() -> i64 {
     1
+}
+
+fn sum() -> String {
+    "sum".into()
 }
 
 /// KD-SVD = sum over consecutive tap pairs (l-1, l) of
@@ -111,6 +120,8 @@ fn one() -> i64 {
 pub struct KdSvd {
     taps: Vec<Tap>,
     k: i64,
+    /// Divide by the batch size (`reduction: mean`).
+    batch_mean: bool,
 }
 
 fn rbf(a: &Tensor, b: &Tensor) -> Tensor {
@@ -132,7 +143,12 @@ impl Loss for KdSvd {
             }
             prev = Some((vs, vt));
         }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+        let total = sum_terms(terms, inputs.student.logits.device());
+        if self.batch_mean {
+            let b = inputs.student.logits.size()[0].max(1);
+            return Ok(total / b as f64);
+        }
+        Ok(total)
     }
 }
 
@@ -160,8 +176,26 @@ pub fn build_kd_svd(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Bo
             .child_error("k", format!("must be >= 1, got {}", p.k))
             .into());
     }
+    let batch_mean = match p.reduction.as_str() {
+        "sum" => false,
+        "mean" => true,
+        other => {
+            return Err(params
+                .child_error(
+                    "reduction",
+                    format!(
+                        "`{other}`: expected `sum` (the original's) or `mean` (RepDistiller's)"
+                    ),
+                )
+                .into())
+        }
+    };
     let taps = consecutive_taps(params, ctx, p.features.as_deref(), p.k, "kd-svd")?;
-    Ok(Box::new(KdSvd { taps, k: p.k }))
+    Ok(Box::new(KdSvd {
+        taps,
+        k: p.k,
+        batch_mean,
+    }))
 }
 
 rolekd_core::register_plugin!(
@@ -481,6 +515,12 @@ mod tests {
         grad_ok(&v, &s[1], "kd-svd");
         let v = run(l.as_mut(), &to, Some(&to), &labels);
         assert!(scalar(&v).abs() < 1e-8, "{}", scalar(&v));
+        // RepDistiller's convention: the same sum over a batch of 3, divided by 3.
+        let mut l = build("kd-svd", "{reduction: mean}", &c, &vs);
+        let v = run(l.as_mut(), &so, Some(&to), &labels);
+        close(scalar(&v), expect / 3.0, "kd-svd, reduction mean");
+        let msg = build_err("kd-svd", "{reduction: avg}", &c);
+        assert!(msg.contains("`avg`") && msg.contains("mean"), "{msg}");
 
         let msg = build_err("kd-svd", "{features: [stage2]}", &c);
         assert!(msg.contains("at least 2"), "{msg}");
