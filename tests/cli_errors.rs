@@ -214,3 +214,26 @@ fn every_shipped_pipeline_validates() {
     }
     assert!(checked >= 10, "only {checked} pipelines found");
 }
+
+/// `--dry-run` lists each stage's roles: trained or frozen, model, view, and where a frozen
+/// role comes from, as written (a reference before its producer has run).
+#[test]
+fn dry_run_shows_each_stages_roles() {
+    let d = tempfile::tempdir().unwrap();
+    let path = repo().join("pipelines/study/compression-fashion-mnist.yaml");
+    let o = run(
+        d.path(),
+        &[path.to_str().unwrap(), "--dry-run", "--set", "seeds=[0]"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in [
+        "model (trained, resnet-cifar, own view: pba-schedule)",
+        "model (trained, small-cnn, own view: standard)",
+        "student (trained, small-cnn, own view: none)",
+        "teacher (frozen, checkpoint ${teacher.checkpoint}, same view)",
+        "teacher (frozen, checkpoint ${teacher.checkpoint}, own view: pba-schedule)",
+    ] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+}

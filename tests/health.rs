@@ -64,6 +64,16 @@ fn a_stalled_stage_is_flagged_and_a_healthy_one_is_not() {
     assert_eq!(broken.len(), 1, "{broken:?}");
     assert!(broken[0].contains("train acc"), "{broken:?}");
     assert!(warnings_of(&run_dir.join("healthy")).is_empty());
+    // The stage's result names its one role, typed.
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("healthy/result.json")).unwrap(),
+    )
+    .unwrap();
+    let roles = &v["result"]["roles"];
+    assert_eq!(roles.as_array().map(Vec::len), Some(1), "{roles}");
+    assert_eq!(roles[0]["name"], "model", "{roles}");
+    assert_eq!(roles[0]["trained"], true, "{roles}");
+    assert_eq!(roles[0]["model"], "small-cnn", "{roles}");
     let m = metrics_without_timing(&run_dir.join("broken"));
     assert_eq!(m[0]["stall"]["symptom"], "chance-accuracy", "{m:?}");
     assert!(m[0]["train_ce"].as_f64().unwrap() > 10f64.ln());

@@ -109,6 +109,11 @@ pub fn placeholder(kind: ArtifactKind, r: &Reference) -> String {
     format!("{PLACEHOLDER}{}/{}.{}", kind.label(), r.stage, r.output)
 }
 
+/// The reference (`${stage.output}`) a placeholder stands for; `None` for any other string.
+pub fn placeholder_reference(s: &str) -> Option<String> {
+    read_placeholder(s).map(|(_, r)| format!("${{{r}}}"))
+}
+
 fn read_placeholder(s: &str) -> Option<(ArtifactKind, String)> {
     let rest = s.strip_prefix(PLACEHOLDER)?;
     let (kind, reference) = rest.split_once('/')?;

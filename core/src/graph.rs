@@ -26,6 +26,8 @@ pub struct StageNode {
     /// Every reference, with the YAML path where it is written.
     pub refs: Vec<(String, Reference)>,
     pub outputs: Vec<OutputDecl>,
+    /// What the stage says of its roles (references shown as written).
+    pub roles: Vec<crate::role::RoleRecord>,
 }
 
 /// The checked graph, in an order where every producer precedes its consumers.
@@ -109,6 +111,7 @@ pub fn build(pipeline: &Pipeline) -> Result<Graph> {
             deps,
             refs,
             outputs: Vec::new(),
+            roles: Vec::new(),
         });
     }
     let ordered = order(pending)?;
@@ -151,6 +154,7 @@ pub fn build(pipeline: &Pipeline) -> Result<Graph> {
         });
         let stage = instantiate(&node.kind, &params)?;
         node.outputs = stage.outputs();
+        node.roles = stage.roles();
         built.push(node);
     }
     Ok(Graph { nodes: built })

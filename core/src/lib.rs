@@ -22,6 +22,7 @@ pub mod plugin;
 pub mod progress;
 pub mod registry;
 pub mod rng;
+pub mod role;
 pub mod rundir;
 pub mod runtime;
 pub mod trainer;

@@ -411,6 +411,9 @@ fn plan(
             format!(" <- {}", node.deps.join(", "))
         };
         println!("  {}. {} ({}){deps}: {status}", i + 1, node.name, node.kind);
+        for role in &node.roles {
+            println!("       {role}");
+        }
         if let Some(r) = existing.filter(|_| cached) {
             records.insert(node.name.clone(), r);
         }

@@ -29,6 +29,9 @@ pub struct StageResult {
     /// that stalled), shown by the summary and the report next to the stage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The roles the stage trained and consulted (empty for stages without any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<crate::role::RoleRecord>,
 }
 
 /// What the runtime gives a running stage.
@@ -50,6 +53,10 @@ pub struct StageCtx<'a> {
 /// A configured stage, built (and so validated) before anything runs.
 pub trait Stage: Send {
     fn outputs(&self) -> Vec<OutputDecl>;
+    /// Its roles, for `--dry-run` and the result (none by default).
+    fn roles(&self) -> Vec<crate::role::RoleRecord> {
+        Vec::new()
+    }
     fn run(&self, ctx: &StageCtx<'_>) -> Result<StageResult>;
 }
 

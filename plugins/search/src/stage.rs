@@ -414,6 +414,15 @@ impl SearchStage {
 }
 
 impl Stage for SearchStage {
+    /// The roles of its trials (the searched role's augmentation is what the search sets).
+    fn roles(&self) -> Vec<rolekd_core::role::RoleRecord> {
+        self.spec
+            .roles
+            .iter()
+            .map(rolekd_core::role::RoleRecord::of)
+            .collect()
+    }
+
     fn outputs(&self) -> Vec<OutputDecl> {
         vec![
             OutputDecl {
@@ -576,6 +585,7 @@ impl Stage for SearchStage {
             outputs: written.outputs,
             summary: written.summary,
             warnings: failed_members(&snap),
+            roles: self.roles(),
         })
     }
 }

@@ -3,6 +3,7 @@
 use rolekd_core::artifact::{ArtifactKind, CheckpointPath};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::role::RoleRecord;
 use rolekd_core::trainer::health::OnStall;
 use rolekd_core::trainer::{
     self, LossSpec, ModelSource, RoleSpec, TrainCtx, TrainSpec, View, WeightSchedule,
@@ -450,6 +451,10 @@ fn probe_plugins(
 }
 
 impl Stage for TrainingStage {
+    fn roles(&self) -> Vec<RoleRecord> {
+        self.spec.roles.iter().map(RoleRecord::of).collect()
+    }
+
     fn outputs(&self) -> Vec<OutputDecl> {
         vec![
             OutputDecl {
@@ -488,11 +493,13 @@ impl Stage for TrainingStage {
         outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
         outputs.insert("metrics".to_string(), "metrics.jsonl".to_string());
         let mut summary = outcome.summary();
+        // Kept for readers of earlier results; `roles` says the same, typed.
         summary.insert("distilled".into(), if self.distill { 1.0 } else { 0.0 });
         Ok(StageResult {
             outputs,
             summary,
             warnings: outcome.stalls.into_iter().map(|s| s.message).collect(),
+            roles: self.roles(),
         })
     }
 }

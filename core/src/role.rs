@@ -1,0 +1,80 @@
+//! What a stage says about its roles: the participants of its training (the trained
+//! student or model, frozen teachers), recorded in the stage's result and shown by
+//! `--dry-run`, so tools read them instead of guessing from paths and field names.
+
+use crate::artifact::placeholder_reference;
+use crate::trainer::{ModelSource, RoleSpec, View};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One role of a stage, as the user wrote it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    /// `student`, `teacher`, `model`, ... (what the losses call it).
+    pub name: String,
+    /// Trained by the stage (true) or frozen (false).
+    pub trained: bool,
+    /// The model: its `type` when built from YAML, `checkpoint` when loaded from one.
+    pub model: String,
+    /// `own`: its own augmentation of the sampled images; `same`: the trained role's.
+    pub view: String,
+    /// The augmentation policy's `type` for an own view (`none` without one).
+    pub augment: String,
+    /// The checkpoint or reference it is loaded or initialised from, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl RoleRecord {
+    /// The record of a trainer role.
+    pub fn of(spec: &RoleSpec) -> RoleRecord {
+        let (model, from) = match &spec.model {
+            ModelSource::Config(p) => (
+                p.type_name().unwrap_or_else(|_| "?".into()),
+                spec.init.as_ref().map(|i| i.display().to_string()),
+            ),
+            ModelSource::Checkpoint(path) => {
+                ("checkpoint".into(), Some(path.display().to_string()))
+            }
+        };
+        let augment = match (&spec.view, &spec.augment) {
+            (View::Same, _) => "-".into(),
+            (View::Own, None) => "none".into(),
+            (View::Own, Some(a)) => a.type_name().unwrap_or_else(|_| "?".into()),
+        };
+        RoleRecord {
+            name: spec.name.clone(),
+            trained: spec.trainable,
+            model,
+            view: match spec.view {
+                View::Own => "own".into(),
+                View::Same => "same".into(),
+            },
+            augment,
+            from: from.map(|f| describe_source(&f)),
+        }
+    }
+}
+
+/// A reference placeholder (during checking) reads as the reference the user wrote.
+fn describe_source(s: &str) -> String {
+    placeholder_reference(s).unwrap_or_else(|| s.to_string())
+}
+
+impl fmt::Display for RoleRecord {
+    /// `student (trained, small-cnn, own view: pba-schedule)`,
+    /// `teacher (frozen, checkpoint ${teacher.checkpoint}, same view)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.trained { "trained" } else { "frozen" };
+        write!(f, "{} ({state}, {}", self.name, self.model)?;
+        if let Some(src) = &self.from {
+            let how = if self.trained { " from" } else { "" };
+            write!(f, "{how} {src}")?;
+        }
+        if self.view == "same" {
+            write!(f, ", same view)")
+        } else {
+            write!(f, ", own view: {})", self.augment)
+        }
+    }
+}
