@@ -22,7 +22,7 @@ const MODELS: &[(&str, &str)] = &[
         "resnet8_w2a2",
         "{type: resnet-cifar, depth: 8, width: 16, quant: {weight_bits: 2, activation_bits: 2}}",
     ),
-    ("resnet18", "{type: resnet18-cifar, width: 16}"),
+    ("resnet18", "{type: resnet18-cifar, width: 8}"),
     ("wrn10_1", "{type: wrn, depth: 10, widen_factor: 1}"),
     ("vgg8", "{type: vgg-cifar, depth: 8}"),
 ];
