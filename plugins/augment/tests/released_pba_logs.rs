@@ -52,6 +52,13 @@ fn active(s: &Schedule, k: usize) -> (usize, f64) {
     (n, p.iter().map(|e| e.prob).sum())
 }
 
+/// Segment `k` has `n` entries with p > 0, whose probabilities sum to `sum`.
+fn active_entries(s: &Schedule, k: usize, n: usize, sum: f64) {
+    let (got_n, got_sum) = active(s, k);
+    assert_eq!(got_n, n, "segment {k}");
+    assert_close(got_sum, sum);
+}
+
 fn assert_close(a: f64, b: f64) {
     assert!((a - b).abs() < 1e-9, "{a} != {b}");
 }
@@ -73,15 +80,11 @@ fn reduced_cifar10_log_imports_as_parse_log_reads_it() {
     gene(&s, 1, "TranslateX", 0.3, 7);
     gene(&s, 1, "TranslateY", 0.1, 9);
     gene(&s, 1, "Brightness", 0.2, 0);
-    let (n, sum) = active(&s, 1);
-    assert_eq!(n, 13);
-    assert_close(sum, 3.3);
+    active_entries(&s, 1, 13, 3.3);
     // The last segment (epochs 195..200) is line 16's new policy.
     gene(&s, 16, "TranslateX", 0.6, 6);
     gene(&s, 16, "TranslateY", 1.0, 0);
-    let (n, sum) = active(&s, 16);
-    assert_eq!(n, 22);
-    assert_close(sum, 14.9);
+    active_entries(&s, 16, 22, 14.9);
 }
 
 #[test]
@@ -97,13 +100,9 @@ fn reduced_svhn_log_imports_as_parse_log_reads_it() {
     gene(&s, 1, "TranslateX", 0.1, 3);
     gene(&s, 1, "TranslateY", 0.1, 3);
     gene(&s, 1, "Invert", 0.4, 0);
-    let (n, sum) = active(&s, 1);
-    assert_eq!(n, 13);
-    assert_close(sum, 2.9);
+    active_entries(&s, 1, 13, 2.9);
     // The last segment (epoch 159) is line 13's new policy.
     gene(&s, 13, "Rotate", 0.8, 2);
     gene(&s, 13, "TranslateX", 0.9, 0);
-    let (n, sum) = active(&s, 13);
-    assert_eq!(n, 27);
-    assert_close(sum, 19.2);
+    active_entries(&s, 13, 27, 19.2);
 }

@@ -123,9 +123,9 @@ fn default_lr(optimizer: &str, batch_size: usize, model_scale: f64) -> f64 {
     }
 }
 
-/// The model's default-rate factor, from a build on a stand-in shape; 1 when the model
-/// does not build there (its errors surface in [`probe_plugins`]).
-fn model_lr_scale(model: &Params) -> f64 {
+/// The model built once at configuration time on a stand-in problem (1x28x28, 10 classes,
+/// CPU): it gives the default rate's model factor and the shapes [`probe_plugins`] checks.
+fn build_stand_in(model: &Params) -> Result<trainer::BuiltModel> {
     let shape = rolekd_core::checkpoint::SpecRecord {
         in_channels: 1,
         num_classes: 10,
@@ -133,8 +133,6 @@ fn model_lr_scale(model: &Params) -> f64 {
         width: 28,
     };
     trainer::build_model(model, &shape, tch::Device::Cpu, rolekd_core::rng::Seed(0))
-        .map(|b| b.model.default_lr_scale())
-        .unwrap_or(1.0)
 }
 
 /// The schedule a stage without `lr_schedule:` gets: cosine, with the learning rate ramped
@@ -239,13 +237,18 @@ pub fn build_spec_probing(
     if let Some(a) = &augment {
         check_type(a, registry::PluginKind::AugmentPolicy)?;
     }
+    // A model that does not build on the stand-in problem gets factor 1; its errors
+    // surface in `probe_plugins`.
+    let stand_in = build_stand_in(&model);
     let optimizer = or_default(params, "optimizer", DEFAULT_OPTIMIZER);
     let lr = match optimizer.get("lr") {
         Some(l) => l.parse_value::<f64>()?,
         None => default_lr(
             &optimizer.type_name()?,
             p.batch_size,
-            model_lr_scale(&model),
+            stand_in
+                .as_ref()
+                .map_or(1.0, |b| b.model.default_lr_scale()),
         ),
     };
     if !(lr.is_finite() && lr > 0.0) {
@@ -354,7 +357,7 @@ pub fn build_spec_probing(
         channels_last: p.channels_last,
         on_stall: p.on_stall,
     };
-    probe_plugins(&spec, &model, distill, probe_augment)?;
+    probe_plugins(&spec, stand_in, distill, probe_augment)?;
     Ok(spec)
 }
 
@@ -371,31 +374,24 @@ fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<()> {
     Ok(())
 }
 
-/// Builds the model, policy and losses once on a small stand-in problem (1x28x28, 10
-/// classes, CPU) so that a misspelt or out-of-range parameter is reported before any stage
+/// Checks the policy and losses against the model built on the stand-in problem
+/// ([`build_stand_in`]) so that a misspelt or out-of-range parameter is reported before any stage
 /// trains. Only configuration errors count here: anything else (a shape that only the
 /// stand-in problem gets wrong, a file that an earlier stage will write) waits for the run.
 fn probe_plugins(
     spec: &TrainSpec,
-    model: &Params,
+    stand_in: Result<trainer::BuiltModel>,
     distill: bool,
     probe_augment: bool,
 ) -> Result<()> {
-    let shape = rolekd_core::checkpoint::SpecRecord {
-        in_channels: 1,
-        num_classes: 10,
-        height: 28,
-        width: 28,
-    };
     let keep_config = |r: Result<()>| match r {
         Err(Error::Config(c)) => Err(Error::Config(c)),
         _ => Ok(()),
     };
-    let built =
-        match trainer::build_model(model, &shape, tch::Device::Cpu, rolekd_core::rng::Seed(0)) {
-            Ok(b) => b,
-            Err(e) => return keep_config(Err(e)),
-        };
+    let built = match stand_in {
+        Ok(b) => b,
+        Err(e) => return keep_config(Err(e)),
+    };
     let probe = tch::Tensor::zeros([2, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu));
     let feats: Vec<(String, Vec<i64>)> = tch::no_grad(|| built.model.forward(&probe, false))
         .features
