@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn assert_complete(run_dir: &Path) {
     for f in ["pipeline.yaml", "summary.md"] {
@@ -204,21 +203,11 @@ fn killed_run_resumes_from_the_last_epoch_and_matches() {
     let o = run(d.path(), &[p, "--run-dir", "ref"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Interrupted with SIGKILL once the first epoch's state is on disk.
-    let mut child = Command::new(bin())
-        .args([p, "--run-dir", "killed"])
-        .current_dir(d.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let latest = d.path().join("killed/teacher/state/latest.json");
-    let t0 = Instant::now();
-    while !latest.exists() && t0.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(latest.exists(), "no epoch state was written");
-    let o = run(d.path(), &[p, "--run-dir", "killed"]);
+    let o = kill_when_then_rerun(
+        d.path(),
+        &[p, "--run-dir", "killed"],
+        "killed/teacher/state/latest.json",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("resuming after epoch"),

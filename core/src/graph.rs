@@ -127,7 +127,8 @@ pub fn build(pipeline: &Pipeline) -> Result<Graph> {
                 .iter()
                 .find(|o| o.name == r.output)
                 .ok_or_else(|| {
-                    let have: Vec<&str> = producer.outputs.iter().map(|o| o.name).collect();
+                    let have: Vec<&str> =
+                        producer.outputs.iter().map(|o| o.name.as_ref()).collect();
                     let hint = closest_key(&r.output, &have)
                         .map(|k| format!(" (did you mean `{k}`?)"))
                         .unwrap_or_default();

@@ -16,7 +16,8 @@ pub struct RoleRecord {
     pub trained: bool,
     /// The model: its `type` when built from YAML, `checkpoint` when loaded from one.
     pub model: String,
-    /// `own`: its own augmentation of the sampled images; `same`: the trained role's.
+    /// `own`: its own augmentation of the sampled images; `same`: the first trained
+    /// role's; otherwise the name of the role whose view it shares.
     pub view: String,
     /// The augmentation policy's `type` for an own view (`none` without one).
     pub augment: String,
@@ -38,7 +39,7 @@ impl RoleRecord {
             }
         };
         let augment = match (&spec.view, &spec.augment) {
-            (View::Same, _) => "-".into(),
+            (View::Same | View::Of(_), _) => "-".into(),
             (View::Own, None) => "none".into(),
             (View::Own, Some(a)) => a.type_name().unwrap_or_else(|_| "?".into()),
         };
@@ -46,9 +47,10 @@ impl RoleRecord {
             name: spec.name.clone(),
             trained: spec.trainable,
             model,
-            view: match spec.view {
+            view: match &spec.view {
                 View::Own => "own".into(),
                 View::Same => "same".into(),
+                View::Of(name) => name.clone(),
             },
             augment,
             from: from.map(|f| describe_source(&f)),
@@ -71,10 +73,10 @@ impl fmt::Display for RoleRecord {
             let how = if self.trained { " from" } else { "" };
             write!(f, "{how} {src}")?;
         }
-        if self.view == "same" {
-            write!(f, ", same view)")
-        } else {
-            write!(f, ", own view: {})", self.augment)
+        match self.view.as_str() {
+            "same" => write!(f, ", same view)"),
+            "own" => write!(f, ", own view: {})", self.augment),
+            other => write!(f, ", {other}'s view)"),
         }
     }
 }

@@ -306,7 +306,7 @@ fn run_graph(
             .entry("stage_seconds".into())
             .or_insert(t0.elapsed().as_secs_f64());
         for out in stage.outputs() {
-            if !result.outputs.contains_key(out.name) {
+            if !result.outputs.contains_key(out.name.as_ref()) {
                 return Err(Error::Invalid(format!(
                     "stage `{}` ({}) finished without its declared output `{}`",
                     node.name, node.kind, out.name

@@ -77,6 +77,7 @@ pub fn eval(
     let value = loss.compute(&LossInputs {
         student: &student,
         teacher: teacher.as_ref(),
+        roles: &[],
         labels: &labels,
         soft_targets: None,
         indices: &indices,

@@ -30,6 +30,27 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Runs `rolekd-run` with `args` in `cwd`, SIGKILLs it once `marker` (relative to `cwd`)
+/// exists (e.g. a stage's `state/latest.json`: its first epoch is saved), then reruns it
+/// to the end and returns the rerun's output.
+pub fn kill_when_then_rerun(cwd: &Path, args: &[&str], marker: &str) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = cwd.join(marker);
+    let t0 = std::time::Instant::now();
+    while !marker.exists() && t0.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(marker.exists(), "{} was never written", marker.display());
+    run(cwd, args)
+}
+
 /// Writes a pipeline file and returns its path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

@@ -1,5 +1,5 @@
-//! KD loss plugins. A stage's loss is a weighted list of these; each sees the student's
-//! and (when there is one) the frozen teacher's outputs.
+//! KD loss plugins. A stage's loss is a weighted list of these; each term sees its student
+//! role's and (when it has one) its teacher role's outputs, and every role's by name.
 
 use super::model::ModelOutput;
 use crate::config::Params;
@@ -8,8 +8,14 @@ use tch::{nn, Device, Tensor};
 
 /// What a loss sees at one training step.
 pub struct LossInputs<'a> {
+    /// The role this term trains (the term's `student:`, by default the first trained role).
     pub student: &'a ModelOutput,
+    /// The role this term learns from (its `teacher:`, by default the first frozen role;
+    /// several names average their logits). A trained peer's outputs come detached.
     pub teacher: Option<&'a ModelOutput>,
+    /// Every role's outputs this step, by role name (trained roles' with their graph), for
+    /// losses that read roles beyond the student and teacher bindings.
+    pub roles: &'a [(&'a str, &'a ModelOutput)],
     /// Hard labels [B] (int64).
     pub labels: &'a Tensor,
     /// Soft targets [B, C] when a batch policy (mixup, cutmix) mixed the labels.
@@ -18,6 +24,13 @@ pub struct LossInputs<'a> {
     pub indices: &'a Tensor,
     pub epoch: usize,
     pub step: usize,
+}
+
+impl LossInputs<'_> {
+    /// The outputs of the role called `name` this step.
+    pub fn role(&self, name: &str) -> Option<&ModelOutput> {
+        self.roles.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)
+    }
 }
 
 /// One distillation (or supervised) loss term.

@@ -20,6 +20,18 @@ impl ModelOutput {
             .map(|(_, t)| t)
     }
 
+    /// The same tensors, shared (no copy, graph kept).
+    pub fn shallow_clone(&self) -> ModelOutput {
+        ModelOutput {
+            logits: self.logits.shallow_clone(),
+            features: self
+                .features
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        }
+    }
+
     /// A copy cut off from the autograd graph (a frozen teacher's output).
     pub fn detach(&self) -> ModelOutput {
         ModelOutput {

@@ -15,7 +15,7 @@ use tch::Device;
 /// An output a stage promises, so references to it can be checked before anything runs.
 #[derive(Clone, Debug)]
 pub struct OutputDecl {
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub kind: ArtifactKind,
 }
 

@@ -31,6 +31,43 @@ pub struct EpochMetrics {
     /// The health check's verdict when this epoch looked stalled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<super::health::Stall>,
+    /// With several trained roles: each one's figures (the fields above are the first's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, RoleMetrics>,
+}
+
+/// One trained role's figures for an epoch, when a stage trains several.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RoleMetrics {
+    pub train_acc: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_ce: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall: Option<super::health::Stall>,
+}
+
+impl EpochMetrics {
+    /// This epoch as role `name` saw it (its own accuracies in the main fields); `None`
+    /// when the epoch has no figures for it.
+    pub fn for_role(&self, name: &str) -> Option<EpochMetrics> {
+        let r = self.roles.get(name)?;
+        Some(EpochMetrics {
+            train_acc: r.train_acc,
+            test_acc: r.test_acc,
+            test_loss: r.test_loss,
+            val_acc: r.val_acc,
+            train_ce: r.train_ce,
+            stall: r.stall.clone(),
+            roles: BTreeMap::new(),
+            ..self.clone()
+        })
+    }
 }
 
 /// Rewrites `metrics.jsonl` with every epoch so far (atomically, so a reader never sees a
@@ -101,6 +138,29 @@ impl TrainOutcome {
         })
     }
 
+    /// The summary's numbers, and with several trained roles each role's own under
+    /// `<role>.<figure>` (`peer_b.final_test_acc`).
+    pub fn summary_with_roles(epochs: &[EpochMetrics]) -> BTreeMap<String, f64> {
+        let mut m = TrainOutcome::from_epochs(epochs)
+            .map(|o| o.summary())
+            .unwrap_or_default();
+        let names: Vec<String> = epochs
+            .last()
+            .map(|e| e.roles.keys().cloned().collect())
+            .unwrap_or_default();
+        for name in names {
+            let own: Vec<EpochMetrics> = epochs.iter().filter_map(|e| e.for_role(&name)).collect();
+            if let Some(o) = TrainOutcome::from_epochs(&own) {
+                for (k, v) in o.summary() {
+                    if k != "train_seconds" {
+                        m.insert(format!("{name}.{k}"), v);
+                    }
+                }
+            }
+        }
+        m
+    }
+
     /// The numbers the summary table shows.
     pub fn summary(&self) -> BTreeMap<String, f64> {
         let mut m = BTreeMap::new();
@@ -139,6 +199,7 @@ mod tests {
             seconds: 2.0,
             train_ce: None,
             stall: None,
+            roles: BTreeMap::new(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Epoch checkpoints for resuming an interrupted stage. Each epoch writes a new
 //! `state/epoch-<k>/` (weights, optimizer, `state.json` with checksums) and then points
 //! `state/latest.json` at it; the previous one is kept as a fallback for a damaged latest.
+//! Several trained roles share one state: each role's tensors under its [`StatePart`]
+//! prefix, so an epoch's state stays one checksummed unit that a search can copy whole.
 
 use super::metrics::EpochMetrics;
 use crate::checkpoint::{copy_into, named_tensors, read_tensors, write_tensors};
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
+use tch::Tensor;
 
 #[derive(Serialize, Deserialize)]
 struct Latest {
@@ -31,13 +34,42 @@ pub struct EpochState {
     pub optimizer_sha256: String,
 }
 
-/// Saves the trainable role's variables and optimizer after `state.epoch` epochs.
-pub fn save(dir: &Path, vs: &VarStore, opt: &dyn Optimizer, mut state: EpochState) -> Result<()> {
+/// One trained role's share of the state: its variables and optimizer, named under
+/// `prefix` in the state files.
+pub struct StatePart<'a> {
+    pub prefix: String,
+    pub vs: &'a VarStore,
+    pub opt: &'a mut dyn Optimizer,
+}
+
+fn prefixed(prefix: &str, tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    tensors
+        .into_iter()
+        .map(|(k, t)| (format!("{prefix}{k}"), t))
+        .collect()
+}
+
+/// The tensors named under `prefix`, without it.
+fn under(prefix: &str, tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    tensors
+        .iter()
+        .filter_map(|(k, t)| Some((k.strip_prefix(prefix)?.to_string(), t.shallow_clone())))
+        .collect()
+}
+
+/// Saves the trained roles' variables and optimizers after `state.epoch` epochs.
+pub fn save(dir: &Path, parts: &[StatePart<'_>], mut state: EpochState) -> Result<()> {
     let edir = dir.join(format!("epoch-{}", state.epoch));
     let w = edir.join("weights.safetensors");
     let o = edir.join("optimizer.safetensors");
-    write_tensors(&w, &named_tensors(vs, ""))?;
-    write_tensors(&o, &opt.state())?;
+    let mut weights = Vec::new();
+    let mut optim = Vec::new();
+    for p in parts {
+        weights.extend(prefixed(&p.prefix, named_tensors(p.vs, "")));
+        optim.extend(prefixed(&p.prefix, p.opt.state()));
+    }
+    write_tensors(&w, &weights)?;
+    write_tensors(&o, &optim)?;
     state.weights_sha256 = file_sha256(&w)?;
     state.optimizer_sha256 = file_sha256(&o)?;
     write_json(&edir.join("state.json"), &state)?;
@@ -69,8 +101,7 @@ pub fn save(dir: &Path, vs: &VarStore, opt: &dyn Optimizer, mut state: EpochStat
 /// `warn` and the previous epoch is tried.
 pub fn restore(
     dir: &Path,
-    vs: &VarStore,
-    opt: &mut dyn Optimizer,
+    parts: &mut [StatePart<'_>],
     warn: &dyn Fn(&str),
 ) -> Result<Option<EpochState>> {
     let latest: Option<Latest> = match read_json(&dir.join("latest.json")) {
@@ -99,7 +130,7 @@ pub fn restore(
         candidates.retain(|(k, _)| *k <= l.epoch);
     }
     for (_, edir) in candidates {
-        match try_restore(&edir, vs, opt) {
+        match try_restore(&edir, parts) {
             Ok(state) => return Ok(Some(state)),
             Err(e) => warn(&format!(
                 "checkpoint {} is unusable ({e}); trying an older one",
@@ -110,7 +141,7 @@ pub fn restore(
     Ok(None)
 }
 
-fn try_restore(edir: &Path, vs: &VarStore, opt: &mut dyn Optimizer) -> Result<EpochState> {
+fn try_restore(edir: &Path, parts: &mut [StatePart<'_>]) -> Result<EpochState> {
     let state: EpochState =
         read_json(&edir.join("state.json"))?.ok_or_else(|| Error::Data("no state.json".into()))?;
     let w = edir.join("weights.safetensors");
@@ -118,9 +149,13 @@ fn try_restore(edir: &Path, vs: &VarStore, opt: &mut dyn Optimizer) -> Result<Ep
     if file_sha256(&w)? != state.weights_sha256 || file_sha256(&o)? != state.optimizer_sha256 {
         return Err(Error::Data("checksum mismatch".into()));
     }
-    let saved: BTreeMap<_, _> = read_tensors(&w)?.into_iter().collect();
-    copy_into(vs, "", &saved, &w.display().to_string())?;
-    opt.load_state(&read_tensors(&o)?)?;
+    let weights = read_tensors(&w)?;
+    let optim = read_tensors(&o)?;
+    for p in parts.iter_mut() {
+        let saved: BTreeMap<_, _> = under(&p.prefix, &weights).into_iter().collect();
+        copy_into(p.vs, "", &saved, &w.display().to_string())?;
+        p.opt.load_state(&under(&p.prefix, &optim))?;
+    }
     Ok(state)
 }
 

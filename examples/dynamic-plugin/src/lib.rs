@@ -82,6 +82,7 @@ mod tests {
         let mut inputs = LossInputs {
             student: &s,
             teacher: Some(&t),
+            roles: &[],
             labels: &labels,
             soft_targets: None,
             indices: &labels,

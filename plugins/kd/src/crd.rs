@@ -311,6 +311,7 @@ mod tests {
             .compute(&LossInputs {
                 student: &so,
                 teacher: Some(&to),
+                roles: &[],
                 labels: &labels,
                 soft_targets: None,
                 indices: &bad,

@@ -38,6 +38,7 @@ fn ce_matches_hand_computation() {
         &ce.compute(&LossInputs {
             student: &so,
             teacher: None,
+            roles: &[],
             labels: &labels,
             soft_targets: Some(&soft),
             indices: &idx,
@@ -127,6 +128,7 @@ fn kd_without_teacher_is_an_error_and_bad_temperature_is_refused() {
         .compute(&LossInputs {
             student: &so,
             teacher: None,
+            roles: &[],
             labels: &labels,
             soft_targets: None,
             indices: &idx,

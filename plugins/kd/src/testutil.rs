@@ -82,6 +82,7 @@ pub fn run_at(
     loss.compute(&LossInputs {
         student: s,
         teacher: t,
+        roles: &[],
         labels,
         soft_targets: None,
         indices,

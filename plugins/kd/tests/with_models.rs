@@ -93,6 +93,7 @@ fn every_loss_trains_a_real_student() {
             .compute(&LossInputs {
                 student: &s_out,
                 teacher: Some(&t_out),
+                roles: &[],
                 labels: &labels,
                 soft_targets: None,
                 indices: &indices,

@@ -31,6 +31,7 @@ fn role(run: &RunScan, s: &StageScan) -> &'static str {
         "search" => "search",
         "evaluate" => "evaluation",
         _ if run.is_teacher(&s.name) => "teacher",
+        _ if s.trained_roles().len() > 1 => "peers",
         "train" | "distill" => "student",
         _ => "-",
     }
@@ -96,6 +97,20 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
             secs,
             run.seeds.len()
         );
+        // Each further trained role of the stage (peers), with its own figures.
+        for r in st.trained_roles().iter().skip(1) {
+            let key = |k: &str| format!("{r}.{k}");
+            let _ = writeln!(
+                s,
+                "| {} · {r} | {} | peer | {} | {} | {} | {} | | |",
+                st.name,
+                st.kind,
+                augmentation(st),
+                pct_over(&values(run, i, |x| x.summary(&key("final_test_acc")))),
+                pct_over(&values(run, i, |x| x.summary(&key("best_test_acc")))),
+                pct_over(&values(run, i, |x| x.summary(&key("final_val_acc")))),
+            );
+        }
     }
 
     let mut warnings = String::new();

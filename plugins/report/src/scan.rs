@@ -32,6 +32,16 @@ impl StageScan {
             .or_else(|| self.summary("test_acc"))
     }
 
+    /// The names of the roles the stage trained (several for peers learning together).
+    pub fn trained_roles(&self) -> Vec<String> {
+        self.result
+            .iter()
+            .flat_map(|r| &r.roles)
+            .filter(|r| r.trained)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
     /// An output's absolute path, once the stage has finished.
     pub fn output(&self, name: &str) -> Option<PathBuf> {
         let rel = self.result.as_ref()?.outputs.get(name)?;
@@ -67,18 +77,29 @@ impl RunScan {
         self.seeds.iter().filter_map(move |(_, st)| st.get(i))
     }
 
-    /// Whether some stage (or search trial) distils from stage `name`'s checkpoint.
+    /// Whether some stage (or search trial) has a frozen role loaded from stage `name`'s
+    /// checkpoint: read from the stages' recorded roles, or, for results written before
+    /// stages recorded them, from their `teacher:` fields.
     pub fn is_teacher(&self, name: &str) -> bool {
         let Some((_, stages)) = self.seeds.first() else {
             return false;
         };
-        let names_stage = |v: Option<&Value>| {
-            v.and_then(Value::as_str)
-                .is_some_and(|p| Path::new(p).components().any(|c| c.as_os_str() == name))
+        let names_stage = |p: Option<&str>| {
+            p.is_some_and(|p| Path::new(p).components().any(|c| c.as_os_str() == name))
         };
-        stages.iter().any(|s| {
-            names_stage(s.config.get("teacher"))
-                || names_stage(s.config.get("trial").and_then(|t| t.get("teacher")))
+        stages.iter().any(|s| match s.result.as_ref().map(|r| &r.roles) {
+            Some(roles) if !roles.is_empty() => roles
+                .iter()
+                .any(|r| !r.trained && names_stage(r.from.as_deref())),
+            _ => {
+                names_stage(s.config.get("teacher").and_then(Value::as_str))
+                    || names_stage(
+                        s.config
+                            .get("trial")
+                            .and_then(|t| t.get("teacher"))
+                            .and_then(Value::as_str),
+                    )
+            }
         })
     }
 }

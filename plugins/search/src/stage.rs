@@ -46,34 +46,25 @@ use rolekd_core::plugin::search::{SearchPlan, SearchStrategy};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
-use rolekd_core::trainer::TrainSpec;
+use rolekd_core::trainer::{build_spec_probing, TrainSpec};
 use rolekd_core::yaml::Value;
 use rolekd_core::{register_plugin, registry, Error, Result};
-use rolekd_stages::training::build_spec_probing;
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tch::Device;
 
-/// Which role a search finds a schedule for.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Trials train the model alone (cross-entropy); the reward is its validation accuracy.
-    Teacher,
-    /// Trials distil the student from the frozen `trial.teacher`; the reward is the
-    /// student's validation accuracy.
-    Student,
-}
-
 /// Fields of a `search` stage.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // `trial` and `strategy` are read through `Params` to keep their locations
 struct SearchParams {
-    /// `teacher` (trials are `train` mappings) or `student` (`distill` mappings).
-    role: Role,
+    /// `teacher` (trials are `train` mappings: the model trains alone), `student`
+    /// (`distill` mappings: the student learns from `trial.teacher`), or, for a trial with
+    /// `roles:`, the name of the role whose schedule is searched. The reward is the first
+    /// trained role's validation accuracy.
+    role: String,
     /// One member's training: a `train` mapping (role teacher) or a `distill` mapping with
     /// `teacher: ${teacher.checkpoint}` (role student).
     trial: Value,
@@ -140,7 +131,9 @@ fn default_lease() -> u64 {
 /// A configured search stage (also rebuilt by a [`crate::worker`] from the store).
 pub(crate) struct SearchStage {
     params: Params,
-    role: Role,
+    role: String,
+    /// The searched role's index in the trial's roles.
+    searched: usize,
     spec: TrainSpec,
     augment: Option<Params>,
     pub(crate) strategy: Box<dyn SearchStrategy>,
@@ -163,6 +156,62 @@ fn build(params: &Params) -> Result<Box<dyn Stage>> {
     Ok(Box::new(parse(params)?))
 }
 
+/// Whether a `roles:` trial has a frozen role (then it is read as a `distill` mapping).
+fn has_frozen_role(trial: &Params) -> bool {
+    let Some(Ok(roles)) = trial.get("roles").map(|r| r.entries()) else {
+        return false;
+    };
+    roles.iter().any(|(_, r)| {
+        r.get("checkpoint").is_some()
+            || r.get("trained").and_then(|t| t.parse_value::<bool>().ok()) == Some(false)
+    })
+}
+
+/// The searched role's index in the trial's roles and its augmentation entry (the
+/// finishing options each member's schedule is combined with). Without `roles:` it is the
+/// trained role; with them, the role `role` names, which must see a view of its own.
+fn searched_role(
+    params: &Params,
+    trial: &Params,
+    spec: &TrainSpec,
+    role: &str,
+) -> Result<(usize, Option<Params>)> {
+    let Some(roles) = trial.get("roles") else {
+        let augment = trial.get("augment").filter(|a| !a.value().is_null());
+        let trained = spec.roles.iter().position(|r| r.trainable).unwrap_or(0);
+        return Ok((trained, augment));
+    };
+    let names: Vec<String> = spec.roles.iter().map(|r| r.name.clone()).collect();
+    let Some(i) = names.iter().position(|n| n == role) else {
+        let hint = registry::closest_name(role, &names)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        return Err(params
+            .child_error(
+                "role",
+                format!(
+                    "`{role}` is not a role of the trial; roles: {}{hint}",
+                    names.join(", ")
+                ),
+            )
+            .into());
+    };
+    let r = &spec.roles[i];
+    if !r.trainable && r.view != rolekd_core::trainer::View::Own {
+        return Err(params
+            .child_error(
+                "role",
+                format!("role `{role}` shares another role's view; give it `view: own` to search its schedule"),
+            )
+            .into());
+    }
+    let augment = roles
+        .get(role)
+        .and_then(|r| r.get("augment"))
+        .filter(|a| !a.value().is_null());
+    Ok((i, augment))
+}
+
 /// Parses and checks a `search` stage's params.
 pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
     let p: SearchParams = params.parse()?;
@@ -172,8 +221,21 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             .error("expected a `train` or `distill` mapping (model, epochs, ...)")
             .into());
     }
-    let student = p.role == Role::Student;
-    if !student {
+    let with_roles = trial.get("roles").is_some();
+    let student = match p.role.as_str() {
+        _ if with_roles => has_frozen_role(&trial),
+        "student" => true,
+        "teacher" => false,
+        other => {
+            return Err(params
+                .child_error(
+                    "role",
+                    format!("`{other}`: expected `teacher` or `student` (or, for a trial with `roles:`, one of its roles)"),
+                )
+                .into())
+        }
+    };
+    if !student && !with_roles {
         if let Some(f) = ["teacher", "teacher_view", "teacher_augment"]
             .iter()
             .find(|f| trial.get(f).is_some())
@@ -211,7 +273,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             ),
         )
     })?;
-    let augment = trial.get("augment").filter(|a| !a.value().is_null());
+    let (searched, augment) = searched_role(params, &trial, &spec, &p.role)?;
     space.check_augment(augment.as_ref())?;
 
     let strategy_p = params
@@ -274,6 +336,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
     Ok(SearchStage {
         params: params.clone(),
         role: p.role,
+        searched,
         spec,
         augment,
         strategy_name,
@@ -343,6 +406,7 @@ impl SearchStage {
         };
         Ok(TrainerTrials {
             spec: self.spec.clone(),
+            searched: self.searched,
             augment: self.augment.clone(),
             space: self.space.as_ref(),
             dir: dir.to_path_buf(),
@@ -426,27 +490,27 @@ impl Stage for SearchStage {
     fn outputs(&self) -> Vec<OutputDecl> {
         vec![
             OutputDecl {
-                name: "schedule",
+                name: "schedule".into(),
                 kind: ArtifactKind::Schedule,
             },
             OutputDecl {
-                name: "checkpoint",
+                name: "checkpoint".into(),
                 kind: ArtifactKind::Checkpoint,
             },
             OutputDecl {
-                name: "rewards",
+                name: "rewards".into(),
                 kind: ArtifactKind::Report,
             },
             OutputDecl {
-                name: "schedule_plot",
+                name: "schedule_plot".into(),
                 kind: ArtifactKind::Report,
             },
             OutputDecl {
-                name: "results",
+                name: "results".into(),
                 kind: ArtifactKind::Report,
             },
             OutputDecl {
-                name: "pba_log",
+                name: "pba_log".into(),
                 kind: ArtifactKind::Report,
             },
         ]
@@ -457,7 +521,7 @@ impl Stage for SearchStage {
         let search_seed = ctx.seed.child("search");
         let sdata = Arc::new(self.split(&data, search_seed.child("split"))?);
         ctx.progress.log(&format!(
-            "{}: {:?} search, {} members x {} epochs (interval {}), {} {}, {} train / {} val images, {} worker(s)",
+            "{}: {} search, {} members x {} epochs (interval {}), {} {}, {} train / {} val images, {} worker(s)",
             ctx.name,
             self.role,
             self.plan.population,

@@ -38,6 +38,8 @@ const STATE: &str = "state.json";
 pub struct TrainerTrials<'a> {
     /// The trial as its `train`/`distill` mapping describes it.
     pub spec: TrainSpec,
+    /// The index in `spec.roles` of the role whose schedule is searched.
+    pub searched: usize,
     /// The trial's own augmentation entry (finishing options), if any.
     pub augment: Option<Params>,
     pub space: &'a dyn SearchSpace,
@@ -71,7 +73,7 @@ impl TrainerTrials<'_> {
     /// The spec member `member` trains with up to `to` epochs.
     pub fn member_spec(&self, schedule_file: &Path, to: usize) -> Result<TrainSpec> {
         let mut spec = self.spec.clone();
-        spec.roles[0].augment = Some(
+        spec.roles[self.searched].augment = Some(
             self.space
                 .augment_entry(self.augment.as_ref(), schedule_file)?,
         );
@@ -303,7 +305,13 @@ impl Trials for TrainerTrials<'_> {
 /// Names of the non-trainable variables (BatchNorm statistics...) of the model `spec`
 /// trains, as its state files name them.
 pub fn buffer_names(spec: &TrainSpec, data: &Dataset) -> Result<BTreeSet<String>> {
-    let trainer::ModelSource::Config(entry) = &spec.roles[0].model else {
+    // With several trained roles the state names carry role prefixes: buffers are then
+    // copied with the weights.
+    let trained: Vec<&trainer::RoleSpec> = spec.roles.iter().filter(|r| r.trainable).collect();
+    let [only] = trained.as_slice() else {
+        return Ok(BTreeSet::new());
+    };
+    let trainer::ModelSource::Config(entry) = &only.model else {
         return Ok(BTreeSet::new());
     };
     let built = trainer::build_model(entry, &trainer::spec_of(data), Device::Cpu, Seed(0))?;

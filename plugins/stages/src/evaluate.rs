@@ -48,7 +48,7 @@ fn build(params: &Params) -> Result<Box<dyn Stage>> {
 impl Stage for EvaluateStage {
     fn outputs(&self) -> Vec<OutputDecl> {
         vec![OutputDecl {
-            name: "metrics",
+            name: "metrics".into(),
             kind: ArtifactKind::Metrics,
         }]
     }

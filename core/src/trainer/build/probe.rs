@@ -1,0 +1,98 @@
+//! Checking a spec's plugins before anything trains: registered names, and params that
+//! build on a stand-in problem.
+
+use crate::config::Params;
+use crate::error::{Error, Result};
+use crate::registry;
+use crate::trainer::{self, TrainSpec};
+
+/// Checks that a plugin entry names a registered plugin of `kind`, with a located error.
+pub(super) fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<()> {
+    let name = entry.type_name()?;
+    let reg = registry::Registry::global()
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
+    reg.get(kind, &name).map_err(|e| {
+        let at = entry.get("type").unwrap_or_else(|| entry.clone());
+        Error::Config(at.error(e.to_string()))
+    })?;
+    Ok(())
+}
+
+/// Checks the policy and losses against the model built on the stand-in problem
+/// ([`build_stand_in`]) so that a misspelt or out-of-range parameter is reported before any stage
+/// trains. Only configuration errors count here: anything else (a shape that only the
+/// stand-in problem gets wrong, a file that an earlier stage will write) waits for the run.
+pub(super) fn probe_plugins(
+    spec: &TrainSpec,
+    stand_in: Result<trainer::BuiltModel>,
+    with_roles: bool,
+    probe_augment: bool,
+) -> Result<()> {
+    let keep_config = |r: Result<()>| match r {
+        Err(Error::Config(c)) => Err(Error::Config(c)),
+        _ => Ok(()),
+    };
+    let built = match stand_in {
+        Ok(b) => b,
+        Err(e) => return keep_config(Err(e)),
+    };
+    let probe = tch::Tensor::zeros([2, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu));
+    let feats: Vec<(String, Vec<i64>)> = tch::no_grad(|| built.model.forward(&probe, false))
+        .features
+        .iter()
+        .map(|(n, t)| (n.clone(), t.size()))
+        .collect();
+    let has_frozen = spec.roles.iter().any(|r| !r.trainable);
+    // A term has a teacher when it names one or a frozen role is there to default to.
+    let loss_ctx = |teacher: bool| crate::plugin::loss::LossCtx {
+        num_classes: 10,
+        train_size: 64,
+        device: tch::Device::Cpu,
+        student_features: feats.clone(),
+        teacher_features: if teacher { feats.clone() } else { Vec::new() },
+    };
+    // Augmentation policies: on the stand-in image shape, unless an input is still to come.
+    let policy_ctx = crate::plugin::augment::PolicyCtx {
+        channels: 1,
+        height: 28,
+        width: 28,
+        epochs: spec.epochs,
+    };
+    let entries = spec.roles.iter().filter_map(|r| r.augment.as_ref());
+    for entry in entries.filter(|_| probe_augment) {
+        if crate::artifact::holds_placeholder(entry.value()) {
+            continue;
+        }
+        let factory = registry::augment_policy(&entry.type_name()?)
+            .map_err(|e| entry.error(e.to_string()))?;
+        if let Err(e) = factory(entry, &policy_ctx) {
+            keep_config(Err(e))?;
+        }
+    }
+    for (i, l) in spec.losses.iter().enumerate() {
+        let f = registry::loss(&l.entry.type_name()?).expect("checked");
+        let teacher = has_frozen || !l.teacher.is_empty();
+        match f(
+            &l.entry.without(&["weight", "student", "teacher"]),
+            &loss_ctx(teacher),
+            &(built.vs.root() / format!("probe{i}")),
+        ) {
+            Ok(loss) if loss.needs_teacher() && !teacher => {
+                let name = l.entry.type_name()?;
+                let hint = if with_roles {
+                    "name the role it learns from with `teacher: <role>`"
+                } else {
+                    "use it in a `distill` stage"
+                };
+                return Err(l
+                    .entry
+                    .error(format!("loss `{name}` needs a teacher: {hint}"))
+                    .into());
+            }
+            Ok(_) => {}
+            Err(e) => keep_config(Err(e))?,
+        }
+    }
+    Ok(())
+}

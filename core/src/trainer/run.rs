@@ -1,0 +1,155 @@
+//! A training run's state, built once, and the phases that do not touch batches:
+//! `build` and `resume` (the epoch's phases are in `epoch.rs`, one step in `step.rs`).
+
+use super::loader::{batches_per_epoch, LoaderSpec};
+use super::metrics::EpochMetrics;
+use super::roles::{spec_of, BuiltModel};
+use super::setup;
+use super::state::{self, StatePart};
+use super::{TrainCtx, TrainSpec, WeightSchedule};
+use crate::checkpoint::SpecRecord;
+use crate::error::Result;
+use crate::plugin::loss::Loss;
+use crate::plugin::optim::{LrSchedule, Optimizer};
+use std::sync::Arc;
+use tch::Tensor;
+
+/// A built role: its model (frozen roles' variables frozen) and the view it sees.
+pub(super) struct Role {
+    pub name: String,
+    pub built: BuiltModel,
+    /// Index into the batch's views.
+    pub view: usize,
+    pub trainable: bool,
+}
+
+/// A trained role's optimisation: its optimizer over its own variables (model and the
+/// loss parts bound to it) and its base learning rate.
+pub(super) struct Trained {
+    /// Index into [`Run::roles`].
+    pub role: usize,
+    pub opt: Box<dyn Optimizer>,
+    pub lr: f64,
+    /// Its trainable variables (gradients are zeroed and clipped per role).
+    pub params: Vec<Tensor>,
+}
+
+/// Whom a loss term learns from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Teacher {
+    None,
+    One(usize),
+    /// The mean of these roles' logits (a teacher ensemble; no features).
+    Mean(Vec<usize>),
+}
+
+/// A built loss term.
+pub(super) struct Term {
+    /// `kd`, `kd#2` when a type repeats, `peer_a/kd` with several trained roles.
+    pub label: String,
+    pub loss: Box<dyn Loss>,
+    pub weight: WeightSchedule,
+    /// Index into [`Run::roles`] of the role it trains.
+    pub student: usize,
+    pub teacher: Teacher,
+    /// A `ce` term (what `combine: clip-to-ce` keeps whole).
+    pub is_ce: bool,
+}
+
+/// One training run, from built state to its final checkpoints.
+pub(super) struct Run<'a> {
+    pub spec: &'a TrainSpec,
+    pub ctx: &'a TrainCtx<'a>,
+    pub shape: SpecRecord,
+    /// Trained roles first (in the spec's order), then frozen ones.
+    pub roles: Vec<Role>,
+    /// One per trained role, in [`Run::roles`] order.
+    pub trained: Vec<Trained>,
+    pub terms: Vec<Term>,
+    pub schedule: Box<dyn LrSchedule>,
+    pub loader: Arc<LoaderSpec>,
+    pub steps_per_epoch: usize,
+    pub val: Option<(Tensor, Tensor)>,
+    pub test: Option<(Tensor, Tensor)>,
+    pub history: Vec<EpochMetrics>,
+    pub start_epoch: usize,
+    pub end_epoch: usize,
+}
+
+impl<'a> Run<'a> {
+    /// Builds everything a run needs, checking the spec against the data on the way.
+    pub fn build(spec: &'a TrainSpec, ctx: &'a TrainCtx<'a>) -> Result<Run<'a>> {
+        let shape = spec_of(&ctx.data);
+        let (roles, views) = setup::build_roles(spec, ctx, &shape)?;
+        setup::write_model_summary(&ctx.dir, &roles)?;
+        let terms = setup::build_terms(spec, ctx, &shape, &roles)?;
+        setup::check_every_frozen_role_is_read(&roles, &terms)?;
+        if spec.channels_last {
+            for r in &roles {
+                crate::layout::vars_channels_last(&r.built.vs);
+            }
+        }
+        let trained = setup::build_optimizers(spec, &roles)?;
+        let schedule = setup::build_schedule(spec)?;
+        let (loader, val, test) = setup::build_data(spec, ctx, views);
+        let steps_per_epoch = batches_per_epoch(loader.split.len(), spec.batch_size);
+        setup::check_combine(spec, ctx, &terms, trained.len())?;
+        Ok(Run {
+            spec,
+            ctx,
+            shape,
+            roles,
+            trained,
+            terms,
+            schedule,
+            loader: Arc::new(loader),
+            steps_per_epoch,
+            val,
+            test,
+            history: Vec::new(),
+            start_epoch: 0,
+            end_epoch: spec.stop_after.unwrap_or(spec.epochs).min(spec.epochs),
+        })
+    }
+
+    /// Each trained role's part of the resume state: with one trained role its names as
+    /// they are (the layout searches copy), with several each under `<role>/`.
+    pub fn state_parts(&mut self) -> Vec<StatePart<'_>> {
+        let several = self.trained.len() > 1;
+        let roles = &self.roles;
+        self.trained
+            .iter_mut()
+            .map(|t| StatePart {
+                prefix: if several {
+                    format!("{}/", roles[t.role].name)
+                } else {
+                    String::new()
+                },
+                vs: &roles[t.role].built.vs,
+                opt: t.opt.as_mut(),
+            })
+            .collect()
+    }
+
+    /// Continues from the newest intact epoch state, when there is one.
+    pub fn resume(&mut self) -> Result<()> {
+        let state_dir = self.ctx.dir.join("state");
+        let ctx = self.ctx;
+        let warn = |m: &str| ctx.progress.log(&format!("warning: {}: {m}", ctx.label));
+        let mut parts = self.state_parts();
+        if let Some(st) = state::restore(&state_dir, &mut parts, &warn)? {
+            self.start_epoch = st.epoch;
+            self.history = st.metrics;
+            ctx.progress.log(&format!(
+                "{}: resuming after epoch {}/{}",
+                ctx.label, self.start_epoch, self.spec.epochs
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first trained role (the stage's main model).
+    pub fn main_role(&self) -> &Role {
+        &self.roles[self.trained[0].role]
+    }
+}
