@@ -1,11 +1,13 @@
 //! rolekd-data: the built-in datasets.
 //!
 //! - [`mnist`]: `fashion-mnist` and `mnist`, read from IDX files (gzip or raw).
-//! - [`cifar`]: `cifar10` and `cifar100`, read from the CIFAR binary format.
+//! - [`cifar`]: `cifar10` and `cifar100`, read from CIFAR's binary version or, when the
+//!   directory holds it instead, its python version (torchvision's pickles, via [`pickle`]).
 //! - [`split`]: the parameters every dataset shares (`path`, `train_size`, `val_size`,
 //!   `test_size`, `normalize`) and the seeded train / validation / test split.
 //! - [`files`]: reading a file whole, gunzipping it when it starts with the gzip magic.
 //! - [`idx`]: the IDX format.
+//! - [`pickle`]: a strict reader of the Python pickles CIFAR's python version is made of.
 //!
 //! Every loader validates what it reads and reports a bad file as [`rolekd_core::Error::Data`]
 //! naming the file and what is wrong with it.
@@ -14,6 +16,7 @@ pub mod cifar;
 pub mod files;
 pub mod idx;
 pub mod mnist;
+pub mod pickle;
 pub mod split;
 
 pub use split::{channel_stats, Normalize, SplitParams};
@@ -36,12 +39,12 @@ rolekd_core::register_plugin!(
 rolekd_core::register_plugin!(
     Dataset,
     "cifar10",
-    "CIFAR-10 (32x32 RGB, 10 classes) from the binary version (data_batch_1..5.bin, test_batch.bin)",
+    "CIFAR-10 (32x32 RGB, 10 classes) from the binary version (data_batch_1..5.bin, test_batch.bin) or the python version (torchvision's pickles)",
     cifar::build_cifar10
 );
 rolekd_core::register_plugin!(
     Dataset,
     "cifar100",
-    "CIFAR-100 (32x32 RGB, 100 fine classes) from the binary version (train.bin, test.bin)",
+    "CIFAR-100 (32x32 RGB, 100 fine classes) from the binary version (train.bin, test.bin) or the python version (torchvision's pickles)",
     cifar::build_cifar100
 );
