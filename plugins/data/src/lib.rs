@@ -3,6 +3,7 @@
 //! - [`mnist`]: `fashion-mnist` and `mnist`, read from IDX files (gzip or raw).
 //! - [`cifar`]: `cifar10` and `cifar100`, read from CIFAR's binary version or, when the
 //!   directory holds it instead, its python version (torchvision's pickles, via [`pickle`]).
+//! - [`folder`]: `image-folder`, one subfolder of PNG / JPEG / BMP images per class.
 //! - [`split`]: the parameters every dataset shares (`path`, `train_size`, `val_size`,
 //!   `test_size`, `normalize`) and the seeded train / validation / test split.
 //! - [`files`]: reading a file whole, gunzipping it when it starts with the gzip magic.
@@ -14,6 +15,7 @@
 
 pub mod cifar;
 pub mod files;
+pub mod folder;
 pub mod idx;
 pub mod mnist;
 pub mod pickle;
@@ -47,4 +49,10 @@ rolekd_core::register_plugin!(
     "cifar100",
     "CIFAR-100 (32x32 RGB, 100 fine classes) from the binary version (train.bin, test.bin) or the python version (torchvision's pickles)",
     cifar::build_cifar100
+);
+rolekd_core::register_plugin!(
+    Dataset,
+    "image-folder",
+    "Labelled images (PNG, JPEG, BMP) in one subfolder per class, under train/ and test/ or directly; optional size: [H, W] (letterbox or stretch) and channels: 1 | 3",
+    folder::build_image_folder
 );
