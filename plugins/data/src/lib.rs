@@ -4,6 +4,7 @@
 //! - [`cifar`]: `cifar10` and `cifar100`, read from CIFAR's binary version or, when the
 //!   directory holds it instead, its python version (torchvision's pickles, via [`pickle`]).
 //! - [`folder`]: `image-folder`, one subfolder of PNG / JPEG / BMP images per class.
+//! - [`tensors`]: `tensors`, uint8 images and int64 labels in safetensors files.
 //! - [`split`]: the parameters every dataset shares (`path`, `train_size`, `val_size`,
 //!   `test_size`, `normalize`) and the seeded train / validation / test split.
 //! - [`files`]: reading a file whole, gunzipping it when it starts with the gzip magic.
@@ -20,6 +21,7 @@ pub mod idx;
 pub mod mnist;
 pub mod pickle;
 pub mod split;
+pub mod tensors;
 
 pub use split::{channel_stats, Normalize, SplitParams};
 
@@ -55,4 +57,10 @@ rolekd_core::register_plugin!(
     "image-folder",
     "Labelled images (PNG, JPEG, BMP) in one subfolder per class, under train/ and test/ or directly; optional size: [H, W] (letterbox or stretch) and channels: 1 | 3",
     folder::build_image_folder
+);
+rolekd_core::register_plugin!(
+    Dataset,
+    "tensors",
+    "uint8 images [N, H, W, C] and int64 labels [N] in a .safetensors file, or train.safetensors and test.safetensors in a folder",
+    tensors::build_tensors
 );
