@@ -2,12 +2,13 @@
 //! train / validation / test, plus the per-channel normalisation.
 
 use rand::seq::SliceRandom;
-use rolekd_core::config::Params;
+use rolekd_core::config::{ConfigError, Params};
 use rolekd_core::plugin::data::{DataSplit, Dataset};
 use rolekd_core::rng::Seed;
 use rolekd_core::Result;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Parameters of every built-in dataset.
@@ -52,6 +53,54 @@ impl SplitParams {
             .or_else(|| std::env::var_os(env_var).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(default))
     }
+
+    /// `path`, for datasets without a default; a located "required" error saying `what`
+    /// it should be otherwise.
+    pub fn required_path(&self, params: &Params, what: &str) -> Result<&Path> {
+        match &self.path {
+            Some(p) => Ok(p),
+            None => Err(params
+                .child_error("path", format!("required: {what}"))
+                .into()),
+        }
+    }
+}
+
+/// The keys of [`SplitParams`], which every dataset accepts besides its own.
+pub const SPLIT_KEYS: [&str; 5] = ["path", "train_size", "val_size", "test_size", "normalize"];
+
+/// Parses the params of a dataset with keys of its own: the [`SPLIT_KEYS`] into
+/// [`SplitParams`], every other key into `T` (which should deny unknown fields; its
+/// "unknown field" message then also lists the shared keys).
+pub fn parse_with<T: DeserializeOwned>(params: &Params) -> Result<(SplitParams, T)> {
+    let own: Vec<String> = params
+        .value()
+        .as_mapping()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str())
+                .filter(|k| !SPLIT_KEYS.contains(k))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
+    let own_params: T = params
+        .without(&SPLIT_KEYS)
+        .parse()
+        .map_err(|e: ConfigError| {
+            if e.message.starts_with("unknown field") {
+                let shared: Vec<String> = SPLIT_KEYS.iter().map(|k| format!("`{k}`")).collect();
+                ConfigError {
+                    message: format!("{}, or one of {}", e.message, shared.join(", ")),
+                    ..e
+                }
+            } else {
+                e
+            }
+        })?;
+    let sp: SplitParams = params.without(&own).parse()?;
+    Ok((sp, own_params))
 }
 
 /// The YAML path of the `path` field, for hints ("set data.path").
@@ -161,6 +210,54 @@ pub fn assemble(
         mean,
         std,
     })
+}
+
+/// [`assemble`] for data that comes without a test file: `test_size` (required) images of
+/// the training file are held out as the test file first, drawn from a fixed stream so the
+/// test split is the same for every seed; the seeded validation split and `train_size`
+/// then apply to the rest. `what` names the missing test file in the error.
+pub fn assemble_held_out(
+    name: &str,
+    file: DataSplit,
+    what: &str,
+    classes: Vec<String>,
+    sp: &SplitParams,
+    params: &Params,
+    seed: Seed,
+) -> Result<Dataset> {
+    let n = file.len();
+    let test_size = match sp.test_size {
+        None => {
+            return Err(params
+                .child_error(
+                    "test_size",
+                    format!("required: there is no {what}, so test_size images of the {n} training images are held out as the test split"),
+                )
+                .into())
+        }
+        Some(0) => return Err(params.child_error("test_size", "must be at least 1").into()),
+        Some(t) if t >= n => {
+            return Err(params
+                .child_error(
+                    "test_size",
+                    format!("test_size {t} leaves no training images: there is no {what}, and the training images number {n}"),
+                )
+                .into())
+        }
+        Some(t) => t,
+    };
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut Seed(0).child("test_holdout").rng());
+    let (test_idx, train_idx) = idx.split_at_mut(test_size);
+    test_idx.sort_unstable();
+    train_idx.sort_unstable();
+    let test = file.subset(test_idx);
+    let train = file.subset(train_idx);
+    let rest = SplitParams {
+        test_size: None,
+        ..sp.clone()
+    };
+    assemble(name, train, test, classes, &rest, params, seed)
 }
 
 fn check_normalize(norm: &Normalize, channels: usize, params: &Params) -> Result<()> {

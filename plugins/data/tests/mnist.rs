@@ -7,13 +7,6 @@ use rolekd_core::Error;
 use rolekd_data::idx;
 use std::collections::BTreeSet;
 
-fn data_msg(e: Error) -> String {
-    match e {
-        Error::Data(m) => m,
-        other => panic!("expected a data error, got {other:?}"),
-    }
-}
-
 #[test]
 fn real_fashion_mnist_shapes_labels_and_stats() {
     let dir = std::env::var("ROLEKD_FASHION_MNIST")
