@@ -2,7 +2,7 @@
 //! checked (unknown kinds, dangling references, cycles, output types) before anything runs.
 
 use crate::artifact::{parse_reference, placeholder, Reference};
-use crate::config::{closest_key, join_index, join_key, ConfigError, Params};
+use crate::config::{did_you_mean, join_index, join_key, ConfigError, Params};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::plugin::stage::{OutputDecl, Stage};
@@ -76,10 +76,7 @@ pub fn build(pipeline: &Pipeline) -> Result<Graph> {
         let mut deps = Vec::new();
         for (path, r) in &refs {
             if !names.contains(&r.stage) {
-                let refs_names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-                let hint = closest_key(&r.stage, &refs_names)
-                    .map(|k| format!(" (did you mean `{k}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(&r.stage, &names);
                 return Err(located(
                     &params,
                     path,
@@ -129,9 +126,7 @@ pub fn build(pipeline: &Pipeline) -> Result<Graph> {
                 .ok_or_else(|| {
                     let have: Vec<&str> =
                         producer.outputs.iter().map(|o| o.name.as_ref()).collect();
-                    let hint = closest_key(&r.output, &have)
-                        .map(|k| format!(" (did you mean `{k}`?)"))
-                        .unwrap_or_default();
+                    let hint = did_you_mean(&r.output, &have);
                     located(
                         &node.params,
                         path,

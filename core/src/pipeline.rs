@@ -1,6 +1,6 @@
 //! The top level of a pipeline file: `name`, `seed`, `device`, `data`, `stages`, `plugins`.
 
-use crate::config::{apply_override, closest_key, load_pipeline, Params, SourceMap};
+use crate::config::{apply_override, did_you_mean, load_pipeline, Params, SourceMap};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,9 +96,7 @@ impl Pipeline {
         for (key, _) in root.entries()? {
             // `x-...` keys hold anchors for reuse, as in docker-compose files.
             if !TOP_LEVEL.contains(&key.as_str()) && !key.starts_with("x-") {
-                let hint = closest_key(&key, &TOP_LEVEL)
-                    .map(|k| format!(" (did you mean `{k}`?)"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(&key, &TOP_LEVEL);
                 return Err(root
                     .child_error(
                         &key,

@@ -147,10 +147,7 @@ pub struct UnknownPlugin {
 }
 
 fn suggestion(closest: &Option<String>) -> String {
-    match closest {
-        Some(c) => format!(" (did you mean `{c}`?)"),
-        None => String::new(),
-    }
+    crate::config::hint(closest.as_deref())
 }
 
 /// Two plugins of one kind under one name.

@@ -13,3 +13,17 @@ pub fn closest_key(key: &str, candidates: &[&str]) -> Option<String> {
     let owned: Vec<String> = candidates.iter().map(|s| s.to_string()).collect();
     crate::registry::closest_name(key, &owned)
 }
+
+/// ` (did you mean `x`?)` when a candidate is near `key`, else nothing: the one format of
+/// every such hint.
+pub fn did_you_mean<S: AsRef<str>>(key: &str, candidates: &[S]) -> String {
+    let refs: Vec<&str> = candidates.iter().map(AsRef::as_ref).collect();
+    hint(closest_key(key, &refs).as_deref())
+}
+
+/// The hint for an already found closest name.
+pub fn hint(closest: Option<&str>) -> String {
+    closest
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}

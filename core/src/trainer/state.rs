@@ -15,6 +15,30 @@ use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 use tch::Tensor;
 
+/// An epoch state's weights (every trained role's variables).
+pub const WEIGHTS: &str = "weights.safetensors";
+/// An epoch state's optimizer state (every trained role's).
+pub const OPTIMIZER: &str = "optimizer.safetensors";
+/// An epoch state's [`EpochState`], with the two files' checksums.
+pub const STATE: &str = "state.json";
+/// The files of one epoch state, in the order they are written.
+pub const FILES: [&str; 3] = [WEIGHTS, OPTIMIZER, STATE];
+/// The pointer to the newest complete epoch state.
+const LATEST: &str = "latest.json";
+
+/// The folder (under a run's `state/`) of the state after `epoch` epochs.
+pub fn epoch_dir(state_dir: &Path, epoch: usize) -> PathBuf {
+    state_dir.join(format!("epoch-{epoch}"))
+}
+
+/// The epoch `state_dir/latest.json` points at, if it is readable.
+pub fn latest_epoch(state_dir: &Path) -> Option<usize> {
+    read_json::<Latest>(&state_dir.join(LATEST))
+        .ok()
+        .flatten()
+        .map(|l| l.epoch)
+}
+
 #[derive(Serialize, Deserialize)]
 struct Latest {
     epoch: usize,
@@ -59,9 +83,9 @@ fn under(prefix: &str, tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
 
 /// Saves the trained roles' variables and optimizers after `state.epoch` epochs.
 pub fn save(dir: &Path, parts: &[StatePart<'_>], mut state: EpochState) -> Result<()> {
-    let edir = dir.join(format!("epoch-{}", state.epoch));
-    let w = edir.join("weights.safetensors");
-    let o = edir.join("optimizer.safetensors");
+    let edir = epoch_dir(dir, state.epoch);
+    let w = edir.join(WEIGHTS);
+    let o = edir.join(OPTIMIZER);
     let mut weights = Vec::new();
     let mut optim = Vec::new();
     for p in parts {
@@ -72,9 +96,9 @@ pub fn save(dir: &Path, parts: &[StatePart<'_>], mut state: EpochState) -> Resul
     write_tensors(&o, &optim)?;
     state.weights_sha256 = file_sha256(&w)?;
     state.optimizer_sha256 = file_sha256(&o)?;
-    write_json(&edir.join("state.json"), &state)?;
+    write_json(&edir.join(STATE), &state)?;
     write_json(
-        &dir.join("latest.json"),
+        &dir.join(LATEST),
         &Latest {
             epoch: state.epoch,
             dir: format!("epoch-{}", state.epoch),
@@ -104,13 +128,10 @@ pub fn restore(
     parts: &mut [StatePart<'_>],
     warn: &dyn Fn(&str),
 ) -> Result<Option<EpochState>> {
-    let latest: Option<Latest> = match read_json(&dir.join("latest.json")) {
+    let latest: Option<Latest> = match read_json(&dir.join(LATEST)) {
         Ok(l) => l,
         Err(e) => {
-            warn(&format!(
-                "ignoring {}: {e}",
-                dir.join("latest.json").display()
-            ));
+            warn(&format!("ignoring {}: {e}", dir.join(LATEST).display()));
             None
         }
     };
@@ -143,9 +164,9 @@ pub fn restore(
 
 fn try_restore(edir: &Path, parts: &mut [StatePart<'_>]) -> Result<EpochState> {
     let state: EpochState =
-        read_json(&edir.join("state.json"))?.ok_or_else(|| Error::Data("no state.json".into()))?;
-    let w = edir.join("weights.safetensors");
-    let o = edir.join("optimizer.safetensors");
+        read_json(&edir.join(STATE))?.ok_or_else(|| Error::Data(format!("no {STATE}")))?;
+    let w = edir.join(WEIGHTS);
+    let o = edir.join(OPTIMIZER);
     if file_sha256(&w)? != state.weights_sha256 || file_sha256(&o)? != state.optimizer_sha256 {
         return Err(Error::Data("checksum mismatch".into()));
     }
@@ -166,21 +187,21 @@ pub fn copy_epoch_state(from: &Path, to: &Path, epoch: usize) -> Result<()> {
     let name = format!("epoch-{epoch}");
     let src = from.join(&name);
     let dst = to.join(&name);
-    let state: EpochState = read_json(&src.join("state.json"))?
+    let state: EpochState = read_json(&src.join(STATE))?
         .ok_or_else(|| Error::Data(format!("{}: no state.json", src.display())))?;
     if dst.exists() {
         std::fs::remove_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
     }
     std::fs::create_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
-    for f in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
+    for f in FILES {
         let bytes = std::fs::read(src.join(f)).map_err(|e| Error::io(src.join(f), e))?;
         crate::rundir::write_atomic(&dst.join(f), &bytes)?;
     }
-    if file_sha256(&dst.join("weights.safetensors"))? != state.weights_sha256 {
+    if file_sha256(&dst.join(WEIGHTS))? != state.weights_sha256 {
         return Err(Error::Data(format!(
             "{}: copy does not match its checksum",
             dst.display()
         )));
     }
-    write_json(&to.join("latest.json"), &Latest { epoch, dir: name })
+    write_json(&to.join(LATEST), &Latest { epoch, dir: name })
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A published state's files: the trainer's epoch state.
-pub const STATE_FILES: [&str; 3] = ["weights.safetensors", "optimizer.safetensors", "state.json"];
+pub use rolekd_core::trainer::state::FILES as STATE_FILES;
 /// The folder, inside a member's last published state, holding its final checkpoint (the
 /// trainer's `checkpoint/`), so the stage can hand the best member on from any worker.
 pub const FINAL: &str = "final";

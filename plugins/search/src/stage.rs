@@ -183,9 +183,7 @@ fn searched_role(
     };
     let names: Vec<String> = spec.roles.iter().map(|r| r.name.clone()).collect();
     let Some(i) = names.iter().position(|n| n == role) else {
-        let hint = registry::closest_name(role, &names)
-            .map(|c| format!(" (did you mean `{c}`?)"))
-            .unwrap_or_default();
+        let hint = rolekd_core::config::did_you_mean(role, &names);
         return Err(params
             .child_error(
                 "role",

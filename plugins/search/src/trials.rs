@@ -21,7 +21,9 @@ use rolekd_core::plugin::search::SearchPlan;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
 use rolekd_core::rundir::{file_sha256, read_json, write_json};
-use rolekd_core::trainer::state::{copy_epoch_state, EpochState};
+use rolekd_core::trainer::state::{
+    copy_epoch_state, epoch_dir, latest_epoch, EpochState, OPTIMIZER, STATE, WEIGHTS,
+};
 use rolekd_core::trainer::{self, read_metrics, TrainCtx, TrainSpec};
 use rolekd_core::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,10 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tch::Device;
-
-const WEIGHTS: &str = "weights.safetensors";
-const OPTIMIZER: &str = "optimizer.safetensors";
-const STATE: &str = "state.json";
 
 /// Trains members with [`trainer::train`].
 pub struct TrainerTrials<'a> {
@@ -95,26 +93,19 @@ impl TrainerTrials<'_> {
         let e = from.epoch;
         let wanted: EpochState = serde_json::from_slice(&self.checkpoints.read(&from.path, STATE)?)
             .map_err(|err| Error::Data(format!("{}/{STATE}: {err}", from.path)))?;
-        let local: Option<EpochState> =
-            read_json(&state_dir.join(format!("epoch-{e}")).join(STATE))
-                .ok()
-                .flatten();
-        let latest = read_json::<serde_json::Value>(&state_dir.join("latest.json"))
+        let local: Option<EpochState> = read_json(&epoch_dir(&state_dir, e).join(STATE))
             .ok()
-            .flatten()
-            .and_then(|l| l.get("epoch").and_then(|v| v.as_u64()));
+            .flatten();
+        let latest = latest_epoch(&state_dir);
         if local.is_some_and(|l| l.weights_sha256 == wanted.weights_sha256)
-            && latest.is_some_and(|l| l as usize >= e)
+            && latest.is_some_and(|l| l >= e)
         {
             return Ok(());
         }
         let staging = tdir.join(".restore");
         remove_dir_if_exists(&staging)?;
-        self.checkpoints.get(
-            &from.path,
-            &staging.join(format!("epoch-{e}")),
-            &STATE_FILES,
-        )?;
+        self.checkpoints
+            .get(&from.path, &epoch_dir(&staging, e), &STATE_FILES)?;
         remove_dir_if_exists(&state_dir)?;
         copy_epoch_state(&staging, &state_dir, e)?;
         remove_dir_if_exists(&staging)
@@ -210,7 +201,7 @@ impl Trials for TrainerTrials<'_> {
 
     fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef> {
         let tdir = trial_dir(&self.dir, member);
-        let src = tdir.join("state").join(format!("epoch-{epoch}"));
+        let src = epoch_dir(&tdir.join("state"), epoch);
         // One folder holding what goes out: the epoch state, and after the last epoch the
         // final checkpoint (links, no copies).
         let staging = tdir.join(".publish");
@@ -251,7 +242,7 @@ impl Trials for TrainerTrials<'_> {
         let tdir = trial_dir(&self.dir, member);
         let staging = tdir.join(".exploit");
         remove_dir_if_exists(&staging)?;
-        let edir = staging.join(format!("epoch-{e}"));
+        let edir = epoch_dir(&staging, e);
         std::fs::create_dir_all(&edir).map_err(io(&edir))?;
         // Weights: the donor's, with the member's own buffers unless they are copied too.
         match &own_dir {

@@ -20,9 +20,10 @@ use super::params::TrainingParams;
 use super::probe::check_type;
 use super::{check_optimizer, loss_term};
 use crate::artifact::CheckpointPath;
+use crate::config::did_you_mean;
 use crate::config::{ConfigError, Params};
 use crate::error::Result;
-use crate::registry::{closest_name, PluginKind};
+use crate::registry::PluginKind;
 use crate::trainer::{LossSpec, ModelSource, RoleSpec, View};
 use crate::yaml::Value;
 use serde::Deserialize;
@@ -310,9 +311,7 @@ fn view(
 }
 
 fn unknown_role(name: &str, names: &[String], expected: &str) -> String {
-    let hint = closest_name(name, names)
-        .map(|c| format!(" (did you mean `{c}`?)"))
-        .unwrap_or_default();
+    let hint = did_you_mean(name, names);
     format!(
         "`{name}`: expected {expected}; roles: {}{hint}",
         names.join(", ")
