@@ -2,12 +2,15 @@
 //! and health), `record` (log, metrics, resume state, stall and interrupt stops), and the
 //! run's `finish` (final checkpoints).
 
+use super::eval::evaluate;
 use super::health::{self, EpochHealth, OnStall};
+use super::loader;
 use super::metrics::{write_metrics, EpochMetrics, RoleMetrics, TrainOutcome};
-use super::run::{Role, Run};
+use super::parts::Role;
+use super::run::Run;
+use super::spec::role_checkpoint_dir;
 use super::state::{self, EpochState};
 use super::step::{EpochSums, RoleSums};
-use super::{evaluate, loader, role_checkpoint_dir};
 use crate::checkpoint::save_checkpoint;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;

@@ -10,7 +10,6 @@
 //!
 //! Epochs of fewer than [`MIN_STEPS`] steps are too short to judge and are not checked.
 
-use super::metrics::EpochMetrics;
 use serde::{Deserialize, Serialize};
 
 /// Fewer steps than this in an epoch: no verdict (a tiny split or a test's toy run).
@@ -100,11 +99,6 @@ pub fn check(now: EpochHealth, epoch: usize, ce_history: &[f64], classes: usize)
         }
     }
     None
-}
-
-/// The stalls recorded in a run's metrics.
-pub fn stalls(history: &[EpochMetrics]) -> Vec<Stall> {
-    history.iter().filter_map(|m| m.stall.clone()).collect()
 }
 
 #[cfg(test)]

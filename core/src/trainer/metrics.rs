@@ -134,7 +134,7 @@ impl TrainOutcome {
             final_val_acc: last.val_acc,
             best_val_acc: best_val,
             seconds: epochs.iter().map(|e| e.seconds).sum(),
-            stalls: super::health::stalls(epochs),
+            stalls: epochs.iter().filter_map(|m| m.stall.clone()).collect(),
         })
     }
 

@@ -3,58 +3,16 @@
 
 use super::loader::{batches_per_epoch, LoaderSpec};
 use super::metrics::EpochMetrics;
-use super::roles::{spec_of, BuiltModel};
+use super::parts::{Role, Term, Trained};
+use super::roles::spec_of;
 use super::setup;
+use super::spec::{TrainCtx, TrainSpec};
 use super::state::{self, StatePart};
-use super::{TrainCtx, TrainSpec, WeightSchedule};
 use crate::checkpoint::SpecRecord;
 use crate::error::Result;
-use crate::plugin::loss::Loss;
-use crate::plugin::optim::{LrSchedule, Optimizer};
+use crate::plugin::optim::LrSchedule;
 use std::sync::Arc;
 use tch::Tensor;
-
-/// A built role: its model (frozen roles' variables frozen) and the view it sees.
-pub(super) struct Role {
-    pub name: String,
-    pub built: BuiltModel,
-    /// Index into the batch's views.
-    pub view: usize,
-    pub trainable: bool,
-}
-
-/// A trained role's optimisation: its optimizer over its own variables (model and the
-/// loss parts bound to it) and its base learning rate.
-pub(super) struct Trained {
-    /// Index into [`Run::roles`].
-    pub role: usize,
-    pub opt: Box<dyn Optimizer>,
-    pub lr: f64,
-    /// Its trainable variables (gradients are zeroed and clipped per role).
-    pub params: Vec<Tensor>,
-}
-
-/// Whom a loss term learns from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Teacher {
-    None,
-    One(usize),
-    /// The mean of these roles' logits (a teacher ensemble; no features).
-    Mean(Vec<usize>),
-}
-
-/// A built loss term.
-pub(super) struct Term {
-    /// `kd`, `kd#2` when a type repeats, `peer_a/kd` with several trained roles.
-    pub label: String,
-    pub loss: Box<dyn Loss>,
-    pub weight: WeightSchedule,
-    /// Index into [`Run::roles`] of the role it trains.
-    pub student: usize,
-    pub teacher: Teacher,
-    /// A `ce` term (what `combine: clip-to-ce` keeps whole).
-    pub is_ce: bool,
-}
 
 /// One training run, from built state to its final checkpoints.
 pub(super) struct Run<'a> {

@@ -3,9 +3,9 @@
 
 use super::grad::trainable_params;
 use super::loader::{split_tensor, LoaderSpec, ViewSpec};
+use super::parts::{Role, Teacher, Term, Trained};
 use super::roles::{build_model, build_policy, load_model, seeded, ModelSource};
-use super::run::{Role, Teacher, Term, Trained};
-use super::{Combine, LossSpec, TrainCtx, TrainSpec, View};
+use super::spec::{Combine, LossSpec, TrainCtx, TrainSpec, View};
 use crate::checkpoint::SpecRecord;
 use crate::error::{Error, Result};
 use crate::plugin::data::DataSplit;

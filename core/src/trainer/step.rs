@@ -2,10 +2,10 @@
 //! optimizer step per trained role; and the sums an epoch keeps of them.
 
 use super::grad::{backward_clip_to_ce, clip_grad_norm};
-use super::injected_nan;
 use super::loader::Batch;
-use super::run::{Run, Teacher};
-use super::Combine;
+use super::parts::Teacher;
+use super::run::Run;
+use super::spec::Combine;
 use crate::error::{Error, Result};
 use crate::plugin::loss::LossInputs;
 use crate::plugin::model::ModelOutput;
@@ -241,4 +241,20 @@ impl Run<'_> {
         sums.seen += batch.len;
         Ok(())
     }
+}
+
+/// Fault injection for the reliability tests: `ROLEKD_FAULT_NAN=<label>@<epoch>` makes the
+/// first step of that epoch of the run labelled `<label>` (a stage name, or
+/// `<search>/m<k>` for a search member) see a non-finite loss.
+pub(super) fn injected_nan(label: &str, epoch: usize, step: usize) -> bool {
+    static FAULT: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    let fault = FAULT.get_or_init(|| {
+        let spec = std::env::var("ROLEKD_FAULT_NAN").ok()?;
+        let (l, e) = spec.rsplit_once('@')?;
+        Some((l.to_string(), e.parse().ok()?))
+    });
+    step == 0
+        && fault
+            .as_ref()
+            .is_some_and(|(l, e)| l == label && *e == epoch)
 }

@@ -2,7 +2,7 @@
 
 use crate::config::Params;
 use crate::error::Result;
-use crate::trainer;
+use crate::trainer::roles::{build_model, BuiltModel};
 
 /// SGD's default learning rate at the default batch of 128, scaled linearly with the
 /// batch size (0.1 per 256 images, Goyal et al. 2017). 0.1 at batch 128 drove a small CNN
@@ -27,14 +27,14 @@ pub(super) fn default_lr(optimizer: &str, batch_size: usize, model_scale: f64) -
 
 /// The model built once at configuration time on a stand-in problem (1x28x28, 10 classes,
 /// CPU): it gives the default rate's model factor and the shapes [`probe_plugins`] checks.
-pub(super) fn build_stand_in(model: &Params) -> Result<trainer::BuiltModel> {
+pub(super) fn build_stand_in(model: &Params) -> Result<BuiltModel> {
     let shape = crate::checkpoint::SpecRecord {
         in_channels: 1,
         num_classes: 10,
         height: 28,
         width: 28,
     };
-    trainer::build_model(model, &shape, tch::Device::Cpu, crate::rng::Seed(0))
+    build_model(model, &shape, tch::Device::Cpu, crate::rng::Seed(0))
 }
 
 /// The schedule a stage without `lr_schedule:` gets: cosine, with the learning rate ramped

@@ -10,7 +10,7 @@ mod params;
 mod probe;
 mod roles;
 
-use super::{Combine, LossSpec, TrainSpec, WeightSchedule};
+use super::spec::{Combine, LossSpec, RoleSpec, TrainSpec};
 use crate::config::{ConfigError, Params};
 use crate::error::{Error, Result};
 use crate::registry::{self, PluginKind};
@@ -19,7 +19,8 @@ use defaults::{
     TRAIN_LOSS,
 };
 use params::TrainingParams;
-use probe::{check_type, probe_plugins};
+use probe::{check_optimizer, check_type, probe_plugins};
+use roles::loss_term;
 
 /// Reads a `train` (or, with `distill`, a `distill`) stage mapping into a [`TrainSpec`],
 /// checking every plugin it names. Other stage kinds (a search's trials) reuse it.
@@ -120,16 +121,6 @@ fn check_counts(params: &Params, p: &TrainingParams) -> Result<()> {
     Ok(())
 }
 
-/// Optimizers are cheap to build: built now so bad params surface before anything trains.
-fn check_optimizer(optimizer: &Params) -> Result<()> {
-    check_type(optimizer, PluginKind::Optimizer)?;
-    registry::optimizer(&optimizer.type_name()?).expect("checked")(
-        &optimizer.without(&["lr"]),
-        Vec::new(),
-    )?;
-    Ok(())
-}
-
 fn check_lr(optimizer: &Params, lr: f64) -> Result<()> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(optimizer
@@ -160,7 +151,7 @@ fn role_lr(optimizer: &Params, model: Option<&Params>, batch_size: usize) -> Res
 fn build_losses(
     params: &Params,
     distill: bool,
-    roles: &[super::RoleSpec],
+    roles: &[RoleSpec],
     role_losses: Vec<LossSpec>,
 ) -> Result<Vec<LossSpec>> {
     let default = if distill { DISTILL_LOSS } else { TRAIN_LOSS };
@@ -211,24 +202,4 @@ fn build_losses(
         }
     }
     Ok(losses)
-}
-
-/// One loss entry: its type checked, its weight schedule, its role bindings (`student`
-/// preset for a role's own list).
-fn loss_term(entry: Params, student: Option<&str>, roles: &[super::RoleSpec]) -> Result<LossSpec> {
-    check_type(&entry, PluginKind::Loss)?;
-    let weight = match entry.get("weight") {
-        Some(w) => w.parse_value::<WeightSchedule>()?,
-        None => WeightSchedule::default(),
-    };
-    weight
-        .validate()
-        .map_err(|m| entry.child_error("weight", m))?;
-    let (student, teacher) = roles::bindings(&entry, student, roles)?;
-    Ok(LossSpec {
-        entry,
-        weight,
-        student,
-        teacher,
-    })
 }

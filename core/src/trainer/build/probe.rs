@@ -3,8 +3,9 @@
 
 use crate::config::Params;
 use crate::error::{Error, Result};
-use crate::registry;
-use crate::trainer::{self, TrainSpec};
+use crate::registry::{self, PluginKind};
+use crate::trainer::roles::BuiltModel;
+use crate::trainer::spec::TrainSpec;
 
 /// Checks that a plugin entry names a registered plugin of `kind`, with a located error.
 pub(super) fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<()> {
@@ -25,7 +26,7 @@ pub(super) fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<(
 /// stand-in problem gets wrong, a file that an earlier stage will write) waits for the run.
 pub(super) fn probe_plugins(
     spec: &TrainSpec,
-    stand_in: Result<trainer::BuiltModel>,
+    stand_in: Result<BuiltModel>,
     with_roles: bool,
     probe_augment: bool,
 ) -> Result<()> {
@@ -94,5 +95,15 @@ pub(super) fn probe_plugins(
             Err(e) => keep_config(Err(e))?,
         }
     }
+    Ok(())
+}
+
+/// Optimizers are cheap to build: built now so bad params surface before anything trains.
+pub(super) fn check_optimizer(optimizer: &Params) -> Result<()> {
+    check_type(optimizer, PluginKind::Optimizer)?;
+    registry::optimizer(&optimizer.type_name()?).expect("checked")(
+        &optimizer.without(&["lr"]),
+        Vec::new(),
+    )?;
     Ok(())
 }

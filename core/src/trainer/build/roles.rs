@@ -17,14 +17,15 @@
 //! (`view: own`, with `augment:`), or another role's (`view: <role>`).
 
 use super::params::TrainingParams;
-use super::probe::check_type;
-use super::{check_optimizer, loss_term};
+use super::probe::{check_optimizer, check_type};
 use crate::artifact::CheckpointPath;
 use crate::config::did_you_mean;
 use crate::config::{ConfigError, Params};
 use crate::error::Result;
 use crate::registry::PluginKind;
-use crate::trainer::{LossSpec, ModelSource, RoleSpec, View};
+use crate::trainer::roles::ModelSource;
+use crate::trainer::spec::{LossSpec, RoleSpec, View};
+use crate::trainer::weights::WeightSchedule;
 use crate::yaml::Value;
 use serde::Deserialize;
 
@@ -381,4 +382,28 @@ pub(super) fn bindings(
             .into());
     }
     Ok((student, teacher))
+}
+
+/// One loss entry: its type checked, its weight schedule, its role bindings (`student`
+/// preset for a role's own list).
+pub(super) fn loss_term(
+    entry: Params,
+    student: Option<&str>,
+    roles: &[RoleSpec],
+) -> Result<LossSpec> {
+    check_type(&entry, PluginKind::Loss)?;
+    let weight = match entry.get("weight") {
+        Some(w) => w.parse_value::<WeightSchedule>()?,
+        None => WeightSchedule::default(),
+    };
+    weight
+        .validate()
+        .map_err(|m| entry.child_error("weight", m))?;
+    let (student, teacher) = bindings(&entry, student, roles)?;
+    Ok(LossSpec {
+        entry,
+        weight,
+        student,
+        teacher,
+    })
 }
