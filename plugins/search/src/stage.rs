@@ -228,7 +228,10 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             return Err(params
                 .child_error(
                     "role",
-                    format!("`{other}`: expected `teacher` or `student` (or, for a trial with `roles:`, one of its roles)"),
+                    format!(
+                        "`{other}`: expected `teacher` or `student` (or, for a trial with `roles:`, one of its roles){}",
+                        rolekd_core::config::did_you_mean(other, &["teacher", "student"])
+                    ),
                 )
                 .into())
         }
