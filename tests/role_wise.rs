@@ -309,7 +309,7 @@ const TRIAL: &str = "    trial:\n      model: {type: small-cnn}\n      epochs: 2
 fn bad_search_configs_are_located() {
     search_fails_with(
         &format!("    kind: search\n    role: teach\n{TRIAL}"),
-        &["p.yaml:11:5", "stages.s.role", "did you mean `teacher`"],
+        &["p.yaml:11:5", "stages.s.role", "unknown variant `teach`"],
     );
     search_fails_with(
         &format!("    kind: search\n    role: teacher\n    strategy: {{type: pbaa}}\n{TRIAL}"),

@@ -229,7 +229,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
                 .child_error(
                     "role",
                     format!(
-                        "`{other}`: expected `teacher` or `student` (or, for a trial with `roles:`, one of its roles){}",
+                        "unknown variant `{other}`, expected `teacher` or `student` (or, for a trial with `roles:`, one of its roles){}",
                         rolekd_core::config::did_you_mean(other, &["teacher", "student"])
                     ),
                 )
