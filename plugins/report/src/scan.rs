@@ -87,20 +87,22 @@ impl RunScan {
         let names_stage = |p: Option<&str>| {
             p.is_some_and(|p| Path::new(p).components().any(|c| c.as_os_str() == name))
         };
-        stages.iter().any(|s| match s.result.as_ref().map(|r| &r.roles) {
-            Some(roles) if !roles.is_empty() => roles
-                .iter()
-                .any(|r| !r.trained && names_stage(r.from.as_deref())),
-            _ => {
-                names_stage(s.config.get("teacher").and_then(Value::as_str))
-                    || names_stage(
-                        s.config
-                            .get("trial")
-                            .and_then(|t| t.get("teacher"))
-                            .and_then(Value::as_str),
-                    )
-            }
-        })
+        stages
+            .iter()
+            .any(|s| match s.result.as_ref().map(|r| &r.roles) {
+                Some(roles) if !roles.is_empty() => roles
+                    .iter()
+                    .any(|r| !r.trained && names_stage(r.from.as_deref())),
+                _ => {
+                    names_stage(s.config.get("teacher").and_then(Value::as_str))
+                        || names_stage(
+                            s.config
+                                .get("trial")
+                                .and_then(|t| t.get("teacher"))
+                                .and_then(Value::as_str),
+                        )
+                }
+            })
     }
 }
 
