@@ -1,5 +1,6 @@
 //! `rolekd-run launch slurm|k8s`: the generated script and manifest, byte for byte against
-//! tests/goldens/ (`ROLEKD_UPDATE_GOLDENS=1 cargo test --test launch` rewrites them).
+//! tests/goldens/, on CPU and with GPUs (`ROLEKD_UPDATE_GOLDENS=1 cargo test --test launch`
+//! rewrites them).
 
 mod common;
 
@@ -79,6 +80,95 @@ fn k8s_manifest_matches_the_golden() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     golden("launch-k8s.yaml", &std::fs::read_to_string(&out).unwrap());
+}
+
+/// `launch slurm|k8s` of the pipeline on `device` (its `device:` line replaced), with
+/// `extra` arguments; returns the script or manifest.
+fn generate(kind: &str, device: &str, extra: &[&str]) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let text = PIPELINE.replace("device: cpu\n", &format!("device: {device}\n"));
+    assert!(text.contains(&format!("device: {device}\n")), "{text}");
+    let p = write(d.path(), "p.yaml", &text);
+    let mut args = vec![
+        "launch",
+        kind,
+        p.to_str().unwrap(),
+        "--stage",
+        "search",
+        "--workers",
+        "4",
+    ];
+    if kind == "k8s" {
+        args.extend(["--image", "registry.example/rolekd:0.1"]);
+    }
+    args.extend(extra);
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn slurm_workers_of_a_cuda_pipeline_request_a_gpu() {
+    let script = generate("slurm", "cuda", &[]);
+    golden("launch-slurm-gpu.sh", &script);
+    // An explicit index is the pipeline's; a task uses the GPU Slurm gives it.
+    assert_eq!(generate("slurm", "cuda:3", &[]), script);
+    assert_eq!(
+        generate("slurm", "cpu", &["--gpus-per-worker", "1"]),
+        script
+    );
+    // `auto` requests none unless asked, and 0 turns a CUDA pipeline's request off.
+    let cpu = std::fs::read_to_string(repo().join("tests/goldens/launch-slurm.sh")).unwrap();
+    assert_eq!(generate("slurm", "auto", &[]), cpu);
+    assert_eq!(generate("slurm", "cuda", &["--gpus-per-worker", "0"]), cpu);
+    let two = generate("slurm", "cuda", &["--gpus-per-worker", "2"]);
+    assert!(two.contains("#SBATCH --gres=gpu:2\n"), "{two}");
+}
+
+#[test]
+fn k8s_workers_of_a_cuda_pipeline_request_a_gpu() {
+    let job = generate("k8s", "cuda", &[]);
+    golden("launch-k8s-gpu.yaml", &job);
+    assert_eq!(generate("k8s", "cpu", &["--gpus-per-worker", "1"]), job);
+    let cpu = generate("k8s", "cpu", &[]);
+    assert!(
+        !cpu.contains("nvidia.com/gpu") && !cpu.contains("--device"),
+        "{cpu}"
+    );
+    assert_eq!(generate("k8s", "cuda", &["--gpus-per-worker", "0"]), cpu);
+}
+
+#[test]
+fn a_bad_gpu_list_is_named_before_anything_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "p.yaml", PIPELINE);
+    for (gpus, says) in [
+        ("0,,1", "entry 2 is empty"),
+        ("0,x", "`x` is not a GPU id"),
+        ("", "no GPU ids"),
+    ] {
+        let o = run(
+            d.path(),
+            &[
+                "launch",
+                "local",
+                p.to_str().unwrap(),
+                "--stage",
+                "search",
+                "--workers",
+                "2",
+                "--gpus",
+                gpus,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "--gpus {gpus:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("--gpus") && e.contains(says),
+            "--gpus {gpus:?}: {e}"
+        );
+        assert!(!e.contains("panicked"), "{e}");
+    }
 }
 
 #[test]

@@ -12,7 +12,9 @@ pub enum DeviceSpec {
     /// CUDA when available, else CPU.
     Auto,
     Cpu,
-    Cuda(usize),
+    /// `cuda` (None): the first visible GPU, and a search's worker threads spread over all
+    /// the visible GPUs; `cuda:N`: GPU N, for everything.
+    Cuda(Option<usize>),
 }
 
 impl DeviceSpec {
@@ -20,30 +22,44 @@ impl DeviceSpec {
         match s {
             "auto" => Ok(DeviceSpec::Auto),
             "cpu" => Ok(DeviceSpec::Cpu),
-            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            "cuda" => Ok(DeviceSpec::Cuda(None)),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
-                .map(DeviceSpec::Cuda)
+                .map(|i| DeviceSpec::Cuda(Some(i)))
                 .ok_or_else(|| {
                     format!("`{s}` is not a device; expected auto, cpu, cuda or cuda:N")
                 }),
         }
     }
 
-    /// The libtorch device, checking that a requested GPU exists.
+    /// Whether it names one GPU (`cuda:N`): work that could spread over several GPUs (a
+    /// search's worker threads) stays on that one.
+    pub fn pinned(self) -> bool {
+        matches!(self, DeviceSpec::Cuda(Some(_)))
+    }
+
+    /// Whether it asks for CUDA (`cuda`, `cuda:N`; not `auto`).
+    pub fn is_cuda(self) -> bool {
+        matches!(self, DeviceSpec::Cuda(_))
+    }
+
+    /// The libtorch device, checking that a requested GPU exists (`cuda`: GPU 0).
     pub fn resolve(self) -> Result<Device> {
         match self {
             DeviceSpec::Auto => Ok(Device::cuda_if_available()),
             DeviceSpec::Cpu => Ok(Device::Cpu),
             DeviceSpec::Cuda(i) => {
                 let n = tch::Cuda::device_count() as usize;
-                if i < n {
-                    Ok(Device::Cuda(i))
-                } else {
-                    Err(Error::Invalid(format!(
+                match i {
+                    Some(i) if i < n => Ok(Device::Cuda(i)),
+                    None if n > 0 => Ok(Device::Cuda(0)),
+                    Some(i) => Err(Error::Invalid(format!(
                         "device cuda:{i} requested, but libtorch sees {n} CUDA device(s)"
-                    )))
+                    ))),
+                    None => Err(Error::Invalid(
+                        "device cuda requested, but libtorch sees no CUDA device".into(),
+                    )),
                 }
             }
         }
@@ -201,5 +217,29 @@ impl Pipeline {
 
     pub fn sources(&self) -> &Arc<SourceMap> {
         self.root.sources()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceSpec;
+
+    #[test]
+    fn device_specs_parse_and_only_an_index_pins() {
+        assert_eq!(DeviceSpec::parse("auto"), Ok(DeviceSpec::Auto));
+        assert_eq!(DeviceSpec::parse("cpu"), Ok(DeviceSpec::Cpu));
+        assert_eq!(DeviceSpec::parse("cuda"), Ok(DeviceSpec::Cuda(None)));
+        assert_eq!(DeviceSpec::parse("cuda:0"), Ok(DeviceSpec::Cuda(Some(0))));
+        assert_eq!(DeviceSpec::parse("cuda:3"), Ok(DeviceSpec::Cuda(Some(3))));
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", "CUDA"] {
+            let e = DeviceSpec::parse(bad).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")), "{e}");
+        }
+        assert!(DeviceSpec::Cuda(Some(0)).pinned());
+        for d in [DeviceSpec::Auto, DeviceSpec::Cpu, DeviceSpec::Cuda(None)] {
+            assert!(!d.pinned(), "{d:?}");
+        }
+        assert!(DeviceSpec::Cuda(None).is_cuda() && DeviceSpec::Cuda(Some(1)).is_cuda());
+        assert!(!DeviceSpec::Auto.is_cuda() && !DeviceSpec::Cpu.is_cuda());
     }
 }

@@ -293,6 +293,7 @@ fn run_graph(
             dir: dir.clone(),
             seed,
             device,
+            device_pinned: pipeline.device.pinned(),
             progress,
             interrupted,
             data: &load_data,

@@ -40,6 +40,9 @@ pub struct StageCtx<'a> {
     pub dir: PathBuf,
     pub seed: Seed,
     pub device: Device,
+    /// The pipeline named one GPU (`device: cuda:N`): a stage that could spread its work
+    /// over the visible GPUs (a search's worker threads) keeps it on `device`.
+    pub device_pinned: bool,
     pub progress: &'a Progress,
     /// Set when the user interrupts: stages checkpoint and return `Error::Interrupted`.
     pub interrupted: &'a AtomicBool,

@@ -854,14 +854,17 @@ impl Wake {
     }
 }
 
-/// Runs `workers` worker threads until every member is done. `interrupted` (the user's
-/// Ctrl-C) stops them after they save; a failing worker stops the others.
+/// Runs one worker thread per entry of `trials` (thread `w` trains with `trials[w]`: its
+/// device) until every member is done. `interrupted` (the user's Ctrl-C) stops them after
+/// they save; a failing worker stops the others.
 pub fn run_workers(
     pop: &Population<'_>,
-    trials: &dyn Trials,
-    workers: usize,
+    trials: &[&dyn Trials],
     interrupted: &AtomicBool,
 ) -> Result<()> {
+    if trials.is_empty() {
+        return Err(Error::Invalid("a search needs at least one worker".into()));
+    }
     let halt = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let wake = Wake::default();
@@ -871,8 +874,10 @@ pub fn run_workers(
         now_ms() // distinguishes this session's leases from a killed one's
     );
     let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers.max(1))
-            .map(|w| {
+        let handles: Vec<_> = trials
+            .iter()
+            .enumerate()
+            .map(|(w, &trials)| {
                 let owner = format!("{session}-w{w}");
                 let (halt, wake) = (&halt, &wake);
                 s.spawn(move || {

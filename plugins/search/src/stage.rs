@@ -21,7 +21,9 @@
 //! may give the finishing options: pad, crop_offsets, flip, cutout). libtorch's intra-op
 //! threads are process-wide: while the stage runs they are split between the workers
 //! (`max(1, threads / workers)`, threads being libtorch's default, one per core or
-//! `OMP_NUM_THREADS`), and restored afterwards.
+//! `OMP_NUM_THREADS`), and restored afterwards. On a machine with several GPUs and
+//! `device: cuda` (or `auto`), worker thread `k` trains on `cuda:(k % GPUs)`; `cuda:N` keeps
+//! them all on GPU N ([`worker_device`]).
 //!
 //! Scale-out: when it initialises the population the stage records a
 //! [`crate::worker::WorkerSpec`] in the store, so `rolekd-run worker --store URL --run NAME`
@@ -32,11 +34,11 @@
 //! then need on a shared file system.
 
 use crate::checkpoints::{is_checkpoint_url, CheckpointStore};
-use crate::population::{run_workers, Population, SearchConfig};
+use crate::population::{run_workers, Population, SearchConfig, Trials};
 use crate::report::write_outputs;
 use crate::space::{self, check_genes, SearchSpace};
 use crate::store::{self, transact};
-use crate::trials::{buffer_names, trial_dir, TrainerTrials};
+use crate::trials::{buffer_names, trial_dir, OnDevice, TrainerTrials};
 use crate::worker::{device_name, WorkerSpec, SPEC_KEY};
 use rand::seq::SliceRandom;
 use rolekd_core::artifact::ArtifactKind;
@@ -422,6 +424,19 @@ impl SearchStage {
     }
 }
 
+/// The device in-process search worker thread `worker` trains on, given the pipeline's
+/// resolved device `base`, whether the pipeline named the GPU (`cuda:N`: `pinned`) and how
+/// many CUDA devices libtorch sees (`visible`). CPU stays CPU, and so does one GPU; with
+/// several GPUs and `cuda` (or `auto` on a machine with GPUs), thread `k` trains on
+/// `cuda:(k % visible)`; an explicit `cuda:N`, `cuda:0` included, keeps every thread on
+/// GPU N (to spread over some GPUs only, set `CUDA_VISIBLE_DEVICES`).
+pub fn worker_device(base: Device, pinned: bool, worker: usize, visible: usize) -> Device {
+    match base {
+        Device::Cuda(_) if !pinned && visible > 1 => Device::Cuda(worker % visible),
+        _ => base,
+    }
+}
+
 /// libtorch's intra-op threads split between workers while alive; restored on drop.
 struct IntraOpThreads(i32);
 
@@ -618,8 +633,32 @@ impl Stage for SearchStage {
             ));
             pop.wait_finished(ctx.interrupted, Duration::from_secs(1))?;
         } else {
+            let visible = if ctx.device.is_cuda() {
+                tch::Cuda::device_count().max(0) as usize
+            } else {
+                0
+            };
+            let per_worker: Vec<OnDevice<'_, '_>> = (0..self.workers)
+                .map(|k| OnDevice {
+                    trials: &trials,
+                    device: worker_device(ctx.device, ctx.device_pinned, k, visible),
+                })
+                .collect();
+            if per_worker.iter().any(|t| t.device != ctx.device) {
+                ctx.progress.log(&format!(
+                    "{}: worker threads on {}",
+                    ctx.name,
+                    per_worker
+                        .iter()
+                        .map(|t| device_name(t.device))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let per_worker: Vec<&dyn Trials> =
+                per_worker.iter().map(|t| t as &dyn Trials).collect();
             let _threads = IntraOpThreads::split(self.workers);
-            run_workers(&pop, &trials, self.workers, ctx.interrupted)?;
+            run_workers(&pop, &per_worker, ctx.interrupted)?;
         }
         let snap = pop.snapshot()?;
         // The best member may have finished on another machine: its final checkpoint comes
@@ -692,3 +731,43 @@ register_plugin!(
     "Population search (PBA) for one role's augmentation schedule: role teacher|student, trial, strategy, workers, sync",
     build
 );
+
+#[cfg(test)]
+mod tests {
+    use super::worker_device;
+    use tch::Device;
+
+    #[test]
+    fn worker_devices_stay_on_the_cpu() {
+        for visible in [0, 1, 4] {
+            for (k, pinned) in [(0, false), (3, false), (5, true)] {
+                assert_eq!(worker_device(Device::Cpu, pinned, k, visible), Device::Cpu);
+            }
+        }
+    }
+
+    #[test]
+    fn worker_devices_with_one_gpu_are_that_gpu() {
+        for k in 0..4 {
+            assert_eq!(worker_device(Device::Cuda(0), false, k, 1), Device::Cuda(0));
+        }
+    }
+
+    #[test]
+    fn worker_devices_spread_round_robin_over_several_gpus() {
+        let got: Vec<Device> = (0..7)
+            .map(|k| worker_device(Device::Cuda(0), false, k, 3))
+            .collect();
+        let want = [0, 1, 2, 0, 1, 2, 0].map(Device::Cuda);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn an_explicit_gpu_pins_every_worker() {
+        for base in [Device::Cuda(0), Device::Cuda(2)] {
+            for k in 0..5 {
+                assert_eq!(worker_device(base, true, k, 4), base, "worker {k}");
+            }
+        }
+    }
+}

@@ -147,9 +147,12 @@ fn publish_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-impl Trials for TrainerTrials<'_> {
-    fn train(
+impl TrainerTrials<'_> {
+    /// [`Trials::train`] on `device` (a search's worker threads may train on different
+    /// GPUs: [`OnDevice`]).
+    fn train_on(
         &self,
+        device: Device,
         member: &Member,
         from: Option<&CheckpointRef>,
         to: usize,
@@ -171,7 +174,7 @@ impl Trials for TrainerTrials<'_> {
                 label: &label,
                 dir: dir.clone(),
                 seed: self.seed.index(member.id as u64),
-                device: self.device,
+                device,
                 data: self.data.clone(),
                 progress: self.progress,
                 interrupted: halt,
@@ -197,6 +200,59 @@ impl Trials for TrainerTrials<'_> {
                 })
             })
             .collect()
+    }
+}
+
+/// Trials trained on a device of their own: one of a search's worker threads
+/// ([`crate::stage::worker_device`]); everything else as `trials` does it.
+pub struct OnDevice<'t, 'a> {
+    pub trials: &'t TrainerTrials<'a>,
+    pub device: Device,
+}
+
+impl Trials for OnDevice<'_, '_> {
+    fn train(
+        &self,
+        member: &Member,
+        from: Option<&CheckpointRef>,
+        to: usize,
+        halt: &AtomicBool,
+    ) -> Result<Vec<ResultRow>> {
+        self.trials.train_on(self.device, member, from, to, halt)
+    }
+
+    fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef> {
+        self.trials.publish(member, epoch)
+    }
+
+    fn exploit(
+        &self,
+        member: usize,
+        donor: &CheckpointRef,
+        own: Option<&CheckpointRef>,
+        plan: &SearchPlan,
+    ) -> Result<()> {
+        self.trials.exploit(member, donor, own, plan)
+    }
+
+    fn discard(&self, ckpt: &CheckpointRef) -> Result<()> {
+        self.trials.discard(ckpt)
+    }
+
+    fn log(&self, line: &str) {
+        self.trials.log(line)
+    }
+}
+
+impl Trials for TrainerTrials<'_> {
+    fn train(
+        &self,
+        member: &Member,
+        from: Option<&CheckpointRef>,
+        to: usize,
+        halt: &AtomicBool,
+    ) -> Result<Vec<ResultRow>> {
+        self.train_on(self.device, member, from, to, halt)
     }
 
     fn publish(&self, member: usize, epoch: usize) -> Result<CheckpointRef> {

@@ -315,7 +315,7 @@ fn search(
     let mut pop = Population::new(store, strategy, &PbaSearchSpace, cfg.clone());
     pop.init(true)?;
     let never = AtomicBool::new(false);
-    run_workers(&pop, fake, workers, &never)?;
+    run_workers(&pop, &vec![fake as &dyn Trials; workers.max(1)], &never)?;
     pop.snapshot()
 }
 
