@@ -23,6 +23,7 @@ x-opt: &opt {type: sgd, lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0
 stages:
   small_cnn: {kind: train, model: {type: small-cnn, channels: [16, 32]}, epochs: 1, optimizer: *opt, workers: 1}
   resnet20: {kind: train, model: {type: resnet-cifar, depth: 20, width: 16}, epochs: 1, optimizer: *opt, workers: 1}
+  resnet20_bf16: {kind: train, model: {type: resnet-cifar, depth: 20, width: 16}, epochs: 1, optimizer: *opt, workers: 1, precision: bf16}
   distill: {kind: distill, teacher: "\${resnet20.checkpoint}", model: {type: small-cnn, channels: [16, 32]}, epochs: 1, optimizer: *opt, workers: 1}
   teacher_fwd: {kind: evaluate, checkpoint: "\${resnet20.checkpoint}", batch_size: 128}
 YAML
@@ -36,6 +37,7 @@ ref() { "$py" bench/torch_reference.py --train-size "$n" "$@" | python3 -c 'impo
 stage_s() { python3 -c "import json; print(json.load(open('$1/result.json'))['result']['summary']['stage_seconds'])"; }
 r_cnn_all=(); r_res_all=(); r_kd_all=(); fwd_all=(); kd_ratio_all=()
 t_cnn_all=(); t_res_all=(); t_cnn_cl_all=(); t_res_cl_all=()
+r_bf_all=(); t_bf_all=(); t_bf_comp_all=(); t_res_comp_all=()
 for i in $(seq "$reps"); do
   target/release/rolekd-run "$work/train.yaml" --run-dir "$work/run$i" -q > /dev/null
   r_cnn_all+=("$(ips "$work/run$i/small_cnn/metrics.jsonl")")
@@ -52,7 +54,16 @@ for i in $(seq "$reps"); do
   # default: how much of row 1 is the layout, and how much is the rest.
   t_cnn_cl_all+=("$(ref --model cnn --channels 16,32 --channels-last)")
   t_res_cl_all+=("$(ref --model resnet20 --width 16 --channels-last)")
+  # bf16 (rows 8) and torch.compile (rows 1c, 8): what a PyTorch user chasing speed runs.
+  # Compilation and the first batches are left out of the clock (--warmup).
+  r_bf_all+=("$(ips "$work/run$i/resnet20_bf16/metrics.jsonl")")
+  t_bf_all+=("$(ref --model resnet20 --width 16 --channels-last --bf16 --warmup 3)")
+  t_bf_comp_all+=("$(ref --model resnet20 --width 16 --channels-last --bf16 --compile --warmup 3)")
+  t_res_comp_all+=("$(ref --model resnet20 --width 16 --channels-last --compile --warmup 3)")
 done
+r_bf=$(best "${r_bf_all[@]}"); t_bf=$(best "${t_bf_all[@]}")
+t_bf_comp=$(best "${t_bf_comp_all[@]}"); t_res_comp=$(best "${t_res_comp_all[@]}")
+echo "rounds (img/s): rolekd resnet20 bf16 ${r_bf_all[*]} | eager-cl bf16 ${t_bf_all[*]} | compile-cl bf16 ${t_bf_comp_all[*]} | compile-cl fp32 ${t_res_comp_all[*]}" >&2
 r_cnn=$(best "${r_cnn_all[@]}"); r_res=$(best "${r_res_all[@]}"); r_kd=$(best "${r_kd_all[@]}")
 fwd_s=$(least "${fwd_all[@]}")
 median() { python3 -c "import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
@@ -137,10 +148,13 @@ PY
 
 python3 - "$r_cnn" "$t_cnn" "$r_res" "$t_res" "$r_kd" "$fwd_s" "$first" "$peak" "$n" \
   "$t_one" "$t_four" "$rss_one" "$rss_eight" "$m_cnn" "$m_res" "$aug_rgb" "$aug_gray" "$pba_ratio" \
-  "$t_cnn_cl" "$t_res_cl" "$kd_ratio" <<'PY'
+  "$t_cnn_cl" "$t_res_cl" "$kd_ratio" "$r_bf" "$t_bf" "$t_bf_comp" "$t_res_comp" <<'PY'
 import json, sys
 (r_cnn, t_cnn, r_res, t_res, r_kd, fwd_s, first, peak, n, t_one, t_four, rss_one, rss_eight,
- m_cnn, m_res, aug_rgb, aug_gray, pba_ratio, t_cnn_cl, t_res_cl, kd_ratio) = map(float, sys.argv[1:])
+ m_cnn, m_res, aug_rgb, aug_gray, pba_ratio, t_cnn_cl, t_res_cl, kd_ratio,
+ r_bf, t_bf, t_bf_comp, t_res_comp) = map(float, sys.argv[1:])
+best_fp32 = max(t_res, t_res_cl, t_res_comp)
+best_bf16 = max(t_bf, t_bf_comp)
 teacher_fwd_ips = 1000 / fwd_s
 # Expected distillation time per image: one student step + one teacher forward.
 expected_kd = 1 / (1 / r_cnn + 1 / teacher_fwd_ips)
@@ -150,6 +164,12 @@ rows = [
     ("1. train resnet20: rolekd / PyTorch eager (img/s)", r_res / t_res, ">= 1.2", f"{r_res:.0f} vs {t_res:.0f}"),
     ("1b. train small-cnn: rolekd / PyTorch eager channels-last", r_cnn / t_cnn_cl, "-", f"{r_cnn:.0f} vs {t_cnn_cl:.0f}"),
     ("1b. train resnet20: rolekd / PyTorch eager channels-last", r_res / t_res_cl, "-", f"{r_res:.0f} vs {t_res_cl:.0f}"),
+    ("1c. train resnet20: rolekd / torch.compile channels-last", r_res / t_res_comp, "-", f"{r_res:.0f} vs {t_res_comp:.0f}"),
+    ("1d. train resnet20 fp32: rolekd / fastest PyTorch fp32", r_res / best_fp32, ">= 1.0", f"{r_res:.0f} vs {best_fp32:.0f}"),
+    ("8. train resnet20: rolekd bf16 / rolekd fp32 (img/s)", r_bf / r_res, ">= 1.7", f"{r_bf:.0f} vs {r_res:.0f}"),
+    ("8. train resnet20 bf16: rolekd / PyTorch autocast eager-cl", r_bf / t_bf, "-", f"{r_bf:.0f} vs {t_bf:.0f}"),
+    ("8. train resnet20 bf16: rolekd / PyTorch autocast compile-cl", r_bf / t_bf_comp, "-", f"{r_bf:.0f} vs {t_bf_comp:.0f}"),
+    ("8. train resnet20 bf16: rolekd / fastest PyTorch bf16", r_bf / best_bf16, ">= 1.1", f"{r_bf:.0f} vs {best_bf16:.0f}"),
     ("2. distill step / (student step + teacher fwd) (time)", kd_ratio, "<= 1.05", f"median of rounds; best {r_kd:.0f} img/s vs {expected_kd:.0f}"),
     ("3. PBA augmentation / Pillow, RGB 32x32 (img/s, 1 core)", aug_rgb, ">= 25", "bench/augment.sh"),
     ("3. PBA augmentation / Pillow, gray 28x28 (img/s, 1 core)", aug_gray, ">= 25", "bench/augment.sh"),

@@ -3,6 +3,11 @@ schedule, so accuracy and throughput can be compared in one invocation.
 
 usage: python bench/torch_reference.py --model resnet8 --width 8 --train-size 10000 --epochs 1
        python bench/torch_reference.py --model resnet18 --batch 256 --cifar10 DIR --device cuda
+       python bench/torch_reference.py --model resnet20 --channels-last --bf16 --compile
+
+--bf16: the forward pass and the loss under torch.autocast(dtype=bfloat16), the recipe
+PyTorch documents (fp32 weights and optimizer). --compile: torch.compile(model) (inductor);
+--warmup N batches train before the clock starts, so compilation is not timed.
 """
 import argparse, gzip, json, math, os, time
 import numpy as np
@@ -107,6 +112,9 @@ def main():
     ap.add_argument("--channels-last", action="store_true", help="NHWC layout (model and batches)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--cifar10", help="a cifar-10-batches-bin directory instead of Fashion-MNIST")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for forward and loss")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--warmup", type=int, default=0, help="untimed training batches first")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
@@ -136,10 +144,25 @@ def main():
     model = model.to(dev)
     fmt = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    train_model = torch.compile(model) if a.compile else model
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = math.ceil(len(xtr) / a.batch) * a.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     out = []
+    def train_step(b):
+        with amp:
+            loss = F.cross_entropy(train_model(xtr[b].contiguous(memory_format=fmt)), ytr[b])
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    if a.warmup:
+        # Untimed batches (compilation, allocator and oneDNN primitive caches), then the
+        # weights, optimizer and schedule start over so the timed run is a normal one.
+        state = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict(), sched.state_dict())
+        for i in range(a.warmup):
+            train_step(torch.arange(i * a.batch, (i + 1) * a.batch, device=dev) % len(xtr))
+        if len(xtr) % a.batch:  # the epoch's last, smaller batch: its own compiled graph
+            train_step(torch.arange(len(xtr) % a.batch, device=dev))
+        model.load_state_dict(state[0]); opt.load_state_dict(state[1]); sched.load_state_dict(state[2])
     for epoch in range(a.epochs):
         model.train()
         perm = torch.randperm(len(xtr), device=dev)
@@ -147,13 +170,11 @@ def main():
         sync()
         t0 = time.time()
         for i in range(0, len(xtr), a.batch):
-            b = perm[i:i + a.batch]
-            loss = F.cross_entropy(model(xtr[b].contiguous(memory_format=fmt)), ytr[b])
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+            train_step(perm[i:i + a.batch])
         sync()
         dt = time.time() - t0
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), amp:
             acc = sum((model(xte[i:i + 256].contiguous(memory_format=fmt)).argmax(1) == yte[i:i + 256]).sum().item() for i in range(0, len(xte), 256)) / len(xte)
         out.append({"epoch": epoch + 1, "test_acc": acc, "images_per_s": len(xtr) / dt, "seconds": dt})
         print(json.dumps(out[-1]), flush=True)

@@ -1,11 +1,14 @@
-//! Build facts for the dynamic-plugin fingerprint (see `src/dynamic.rs`): the compiler's
-//! `--version` line, the target triple and whether debug assertions are on. A plugin
-//! library compiled with different facts is refused before any of its code is called.
+//! - Build facts for the dynamic-plugin fingerprint (see `src/dynamic.rs`): the compiler's
+//!   `--version` line, the target triple and whether debug assertions are on. A plugin
+//!   library compiled with different facts is refused before any of its code is called.
+//! - The bf16 autocast shim (`csrc/autocast.cpp`, see `src/precision.rs`), compiled against
+//!   the headers of the libtorch that torch-sys links.
 
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    autocast_shim();
     println!("cargo:rerun-if-env-changed=RUSTC");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let version = Command::new(&rustc)
@@ -28,4 +31,26 @@ fn main() {
         "cargo:rustc-env=ROLEKD_DEBUG_ASSERTIONS={}",
         if debug { "on" } else { "off" }
     );
+}
+
+/// Compiles `csrc/autocast.cpp`. torch-sys (links = "tch") publishes its libtorch `lib`
+/// directory; the headers are beside it. Without it (a platform torch-sys does not describe)
+/// the shim is left out and `precision: bf16` is refused at run time.
+fn autocast_shim() {
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    println!("cargo:rustc-check-cfg=cfg(rolekd_autocast)");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=DEP_TCH_LIBTORCH_LIB unset: built without bf16 autocast");
+        return;
+    };
+    let include = std::path::Path::new(&lib).join("..").join("include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++17")
+        .include(&include)
+        .warnings(false)
+        .file("csrc/autocast.cpp")
+        .compile("rolekd_autocast");
+    println!("cargo:rustc-cfg=rolekd_autocast");
 }

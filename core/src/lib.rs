@@ -19,6 +19,7 @@ pub mod graph;
 pub mod layout;
 pub mod pipeline;
 pub mod plugin;
+pub mod precision;
 pub mod progress;
 pub mod registry;
 pub mod rng;

@@ -2,6 +2,7 @@
 
 use crate::config::{apply_override, did_you_mean, load_pipeline, Params, SourceMap};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::Device;
@@ -76,6 +77,8 @@ pub struct Pipeline {
     /// directory) so results can be reported as mean ± std. Empty: one run with `seed`.
     pub seeds: Vec<u64>,
     pub device: DeviceSpec,
+    /// `precision:` the default for every training stage and search trial (fp32).
+    pub precision: Precision,
     pub data: Params,
     /// Stages in file order.
     pub stages: Vec<(String, Params)>,
@@ -85,11 +88,12 @@ pub struct Pipeline {
     pub root: Params,
 }
 
-const TOP_LEVEL: [&str; 8] = [
+const TOP_LEVEL: [&str; 9] = [
     "name",
     "seed",
     "seeds",
     "device",
+    "precision",
     "data",
     "stages",
     "plugins",
@@ -163,6 +167,13 @@ impl Pipeline {
             }
             None => DeviceSpec::Auto,
         };
+        let precision = match root.get("precision") {
+            Some(p) => {
+                let s = p.parse_value::<String>()?;
+                Precision::parse(&s).map_err(|m| p.error(m))?
+            }
+            None => Precision::Fp32,
+        };
         let data = root.get("data").ok_or_else(|| {
             root.error("missing field `data` (the dataset, e.g. `data: {type: fashion-mnist}`)")
         })?;
@@ -208,6 +219,7 @@ impl Pipeline {
             seed,
             seeds,
             device,
+            precision,
             data,
             stages,
             plugins,

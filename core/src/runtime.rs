@@ -8,6 +8,7 @@ use crate::graph::{self, Graph, StageNode};
 use crate::pipeline::Pipeline;
 use crate::plugin::data::Dataset;
 use crate::plugin::stage::{StageCtx, StageResult};
+use crate::precision::Precision;
 use crate::progress::Progress;
 use crate::registry;
 use crate::rng::Seed;
@@ -294,6 +295,7 @@ fn run_graph(
             seed,
             device,
             device_pinned: pipeline.device.pinned(),
+            precision: pipeline.precision,
             progress,
             interrupted,
             data: &load_data,
@@ -351,7 +353,9 @@ fn absolute(p: &Path) -> String {
 }
 
 /// The hash that decides whether a stage's earlier result can be reused: its kind and
-/// params, the seed, the data, the device type, and the run ids of its inputs.
+/// params, the seed, the data, the device type, the pipeline's precision (when not the
+/// default, so run directories from before it existed keep their hashes), and the run ids
+/// of its inputs.
 fn stage_hash(
     pipeline: &Pipeline,
     node: &StageNode,
@@ -371,7 +375,7 @@ fn stage_hash(
             )
         })
         .collect();
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "kind": node.kind,
         "params": serde_json::to_value(node.params.value()).unwrap_or_default(),
         "seed": node.seed.unwrap_or(pipeline.seed),
@@ -380,6 +384,9 @@ fn stage_hash(
         "inputs": inputs,
         "format": 1,
     });
+    if pipeline.precision != Precision::Fp32 {
+        doc["precision"] = pipeline.precision.name().into();
+    }
     hex::encode(Sha256::digest(doc.to_string().as_bytes()))[..16].to_string()
 }
 

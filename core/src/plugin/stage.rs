@@ -4,6 +4,7 @@ use crate::artifact::ArtifactKind;
 use crate::config::Params;
 use crate::error::Result;
 use crate::plugin::data::Dataset;
+use crate::precision::Precision;
 use crate::progress::Progress;
 use crate::rng::Seed;
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub struct StageCtx<'a> {
     /// The pipeline named one GPU (`device: cuda:N`): a stage that could spread its work
     /// over the visible GPUs (a search's worker threads) keeps it on `device`.
     pub device_pinned: bool,
+    /// The pipeline's `precision:` (default fp32), for stages whose own entry names none.
+    pub precision: Precision,
     pub progress: &'a Progress,
     /// Set when the user interrupts: stages checkpoint and return `Error::Interrupted`.
     pub interrupted: &'a AtomicBool,

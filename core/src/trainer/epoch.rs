@@ -70,12 +70,12 @@ impl Run<'_> {
             .test
             .as_ref()
             .filter(|_| evaluated)
-            .map(|(x, y)| evaluate(model, x, y, batch));
+            .map(|(x, y)| evaluate(model, x, y, batch, self.precision));
         let val_acc = self
             .val
             .as_ref()
             .filter(|_| evaluated)
-            .map(|(x, y)| evaluate(model, x, y, batch).0);
+            .map(|(x, y)| evaluate(model, x, y, batch, self.precision).0);
         let late_seen = sums.late_seen.max(1) as f64;
         let now = EpochHealth {
             train_acc: sums.late_correct.int64_value(&[]) as f64 / late_seen,

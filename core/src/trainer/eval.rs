@@ -1,11 +1,19 @@
 //! Evaluating a model on a whole split.
 
 use crate::plugin::model::Model;
+use crate::precision::{to_fp32, Autocast, Precision};
 use tch::{Kind, Tensor};
 
 /// Accuracy and mean cross-entropy of `model` (eval mode, running BN statistics) on the
-/// whole set, the last partial batch included.
-pub fn evaluate(model: &dyn Model, x: &Tensor, y: &Tensor, batch: usize) -> (f64, f64) {
+/// whole set, the last partial batch included; the forward passes at `precision`, the
+/// cross-entropy in fp32.
+pub fn evaluate(
+    model: &dyn Model,
+    x: &Tensor,
+    y: &Tensor,
+    batch: usize,
+    precision: Precision,
+) -> (f64, f64) {
     let n = x.size()[0];
     let mut correct = 0i64;
     let mut loss = 0f64;
@@ -15,7 +23,11 @@ pub fn evaluate(model: &dyn Model, x: &Tensor, y: &Tensor, batch: usize) -> (f64
             let len = (batch as i64).min(n - start);
             let xs = x.narrow(0, start, len);
             let ys = y.narrow(0, start, len);
-            let logits = model.forward(&xs, false).logits;
+            let logits = {
+                let _autocast = Autocast::begin(precision, xs.device());
+                model.forward(&xs, false).logits
+            };
+            let logits = to_fp32(&logits);
             correct += logits
                 .argmax(-1, false)
                 .eq_tensor(&ys)

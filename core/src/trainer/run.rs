@@ -11,6 +11,7 @@ use super::state::{self, StatePart};
 use crate::checkpoint::SpecRecord;
 use crate::error::Result;
 use crate::plugin::optim::LrSchedule;
+use crate::precision::Precision;
 use std::sync::Arc;
 use tch::Tensor;
 
@@ -32,11 +33,15 @@ pub(super) struct Run<'a> {
     pub history: Vec<EpochMetrics>,
     pub start_epoch: usize,
     pub end_epoch: usize,
+    /// The spec's precision, or the pipeline's.
+    pub precision: Precision,
 }
 
 impl<'a> Run<'a> {
     /// Builds everything a run needs, checking the spec against the data on the way.
     pub fn build(spec: &'a TrainSpec, ctx: &'a TrainCtx<'a>) -> Result<Run<'a>> {
+        let precision = spec.precision.unwrap_or(ctx.precision);
+        precision.check(ctx.device)?;
         let shape = spec_of(&ctx.data);
         let (roles, views) = setup::build_roles(spec, ctx, &shape)?;
         setup::write_model_summary(&ctx.dir, &roles)?;
@@ -67,6 +72,7 @@ impl<'a> Run<'a> {
             history: Vec::new(),
             start_epoch: 0,
             end_epoch: spec.stop_after.unwrap_or(spec.epochs).min(spec.epochs),
+            precision,
         })
     }
 

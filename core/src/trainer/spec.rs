@@ -6,6 +6,7 @@ use super::roles::ModelSource;
 use super::weights::WeightSchedule;
 use crate::config::Params;
 use crate::plugin::data::Dataset;
+use crate::precision::Precision;
 use crate::progress::Progress;
 use crate::rng::Seed;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct TrainSpec {
     pub channels_last: bool,
     /// What a stalled run does (see [`health`]): warn and train on, or stop.
     pub on_stall: health::OnStall,
+    /// The forward passes' arithmetic; `None`: the pipeline's (`TrainCtx::precision`).
+    pub precision: Option<Precision>,
 }
 
 impl TrainSpec {
@@ -119,6 +122,8 @@ pub struct TrainCtx<'a> {
     pub data: Arc<Dataset>,
     pub progress: &'a Progress,
     pub interrupted: &'a AtomicBool,
+    /// The pipeline's default precision, for a spec that names none.
+    pub precision: Precision,
 }
 
 /// The checkpoint directory a finished training run leaves.

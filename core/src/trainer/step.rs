@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::plugin::loss::LossInputs;
 use crate::plugin::model::ModelOutput;
 use crate::plugin::optim::TrainProgress;
+use crate::precision::{output_to_fp32, Autocast, Precision};
 use tch::{Device, Kind, Tensor};
 
 /// A trained role's running figures over an epoch.
@@ -75,19 +76,27 @@ fn add(acc: &mut Tensor, value: &Tensor, times: usize) -> Result<()> {
 
 impl Run<'_> {
     /// Every role's outputs: trained roles in training mode with their graph, frozen ones
-    /// in eval mode without one.
+    /// in eval mode without one; under bf16 autocast when the run asks for it, the outputs
+    /// then brought back to fp32 for the losses.
     fn forward(&self, batch: &Batch) -> Vec<ModelOutput> {
-        self.roles
-            .iter()
-            .map(|r| {
-                let x = &batch.views[r.view];
-                if r.trainable {
-                    r.built.model.forward(x, true)
-                } else {
-                    tch::no_grad(|| r.built.model.forward(x, false)).detach()
-                }
-            })
-            .collect()
+        let outs: Vec<ModelOutput> = {
+            let _autocast = Autocast::begin(self.precision, self.ctx.device);
+            self.roles
+                .iter()
+                .map(|r| {
+                    let x = &batch.views[r.view];
+                    if r.trainable {
+                        r.built.model.forward(x, true)
+                    } else {
+                        tch::no_grad(|| r.built.model.forward(x, false)).detach()
+                    }
+                })
+                .collect()
+        };
+        match self.precision {
+            Precision::Fp32 => outs,
+            Precision::Bf16 => outs.into_iter().map(output_to_fp32).collect(),
+        }
     }
 
     /// What each term learns from: a frozen role's outputs, a trained peer's detached, or

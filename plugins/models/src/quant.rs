@@ -10,6 +10,7 @@
 //!   BatchNorm always stays full precision; 32 bits means "off" (plain weights, plain ReLU).
 
 use rolekd_core::plugin::model::QuantSpec;
+use rolekd_core::precision::to_fp32;
 use rolekd_core::{Error, Result};
 use tch::Tensor;
 
@@ -62,9 +63,11 @@ pub fn quantize_weight(w: &Tensor, bits: u32) -> Tensor {
     quantize_k(&x, bits) * 2.0 - 1.0
 }
 
-/// DoReFa activation quantisation: `Q_k(clip(x, 0, 1))`.
+/// DoReFa activation quantisation: `Q_k(clip(x, 0, 1))`. Under bf16 autocast the input
+/// arrives in bf16; it is quantised in fp32, where the levels `i / (2^k - 1)` are as exact as
+/// without autocast (bf16 would put 1/3 at 0.3340 and could round `x (2^k - 1)` differently).
 pub fn quantize_activation(x: &Tensor, bits: u32) -> Tensor {
-    quantize_k(&x.clamp(0.0, 1.0), bits)
+    quantize_k(&to_fp32(x).clamp(0.0, 1.0), bits)
 }
 
 /// A nonlinearity: ReLU (or ReLU6), or its DoReFa replacement.
@@ -222,6 +225,43 @@ mod tests {
         assert_eq!(levels.len(), 4);
         assert!((levels[0]).abs() < 1e-6 && (levels[3] - 1.0).abs() < 1e-6);
         assert!((levels[1] - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bf16_autocast_keeps_the_fp32_levels() {
+        use rolekd_core::precision::{Autocast, Precision};
+        let cpu = tch::Device::Cpu;
+        let x = Tensor::linspace(-1.0, 2.0, 1001, (Kind::Float, cpu)).to_kind(Kind::BFloat16);
+        let w = Tensor::linspace(-0.4, 0.4, 16 * 9, (Kind::Float, cpu)).view([4, 4, 3, 3]);
+        let bits = [1u32, 2, 3, 4];
+        // The fp32 path on the same values, outside any autocast region.
+        let plain: Vec<(Tensor, Tensor)> = bits
+            .iter()
+            .map(|&b| {
+                let xf = x.to_kind(Kind::Float);
+                (quantize_activation(&xf, b), quantize_weight(&w, b))
+            })
+            .collect();
+        let region = Autocast::begin(Precision::Bf16, cpu);
+        assert!(region.is_open());
+        for (&b, (qa_plain, qw_plain)) in bits.iter().zip(&plain) {
+            // Activations arrive in bf16 and leave in fp32, on the exact levels i / (2^k - 1).
+            let qa = quantize_activation(&x, b);
+            assert_eq!(qa.kind(), Kind::Float);
+            assert!(qa.equal(qa_plain), "{b} bits: activations differ from fp32");
+            let levels = distinct(&qa);
+            assert_eq!(levels.len(), 1 << b, "{b} bits: {levels:?}");
+            let n = ((1u64 << b) - 1) as f32;
+            for (i, l) in levels.iter().enumerate() {
+                assert_eq!(*l as f32, i as f32 / n, "{b} bits, level {i}");
+            }
+            // Weights are fp32 parameters: quantised in fp32 inside the region, bit for bit.
+            let qw = quantize_weight(&w, b);
+            assert_eq!(qw.kind(), Kind::Float);
+            assert!(qw.equal(qw_plain), "{b} bits: weights differ from fp32");
+            assert_eq!(distinct(&qw).len(), 1 << b);
+        }
+        drop(region);
     }
 
     #[test]

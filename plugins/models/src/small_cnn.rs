@@ -84,7 +84,7 @@ impl SmallCnn {
 /// `small-cnn`'s share of the default learning rate: its classifier reads the flattened
 /// feature map (784 to 4,096 inputs, against a ResNet's 64 pooled ones), and at 0.05 its
 /// first steps overshoot; at [32, 64] one 16-step epoch ended at 24% test accuracy with the
-/// loss above ln 10, and at 73% with 0.01 (README, defaults table).
+/// loss above ln 10, and at 73% with 0.01 (docs/pipelines.md, defaults table).
 const SMALL_CNN_LR_SCALE: f64 = 0.2;
 
 impl Model for SmallCnn {

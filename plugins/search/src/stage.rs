@@ -46,6 +46,7 @@ use rolekd_core::config::Params;
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::{SearchPlan, SearchStrategy};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::precision::Precision;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
 use rolekd_core::trainer::{build_spec_probing, TrainSpec};
@@ -392,12 +393,13 @@ impl SearchStage {
         }
     }
 
-    /// The trainer of members living in `dir` (the stage directory).
+    /// The trainer of members living in `dir` (the stage directory), on `device` at the
+    /// trial's precision or else the pipeline's.
     pub(crate) fn trials<'a>(
         &'a self,
         dir: &Path,
         seed: Seed,
-        device: Device,
+        (device, precision): (Device, Precision),
         data: Arc<Dataset>,
         progress: &'a Progress,
         label: &str,
@@ -407,8 +409,10 @@ impl SearchStage {
         } else {
             buffer_names(&self.spec, &data)?
         };
+        let mut spec = self.spec.clone();
+        spec.precision.get_or_insert(precision);
         Ok(TrainerTrials {
-            spec: self.spec.clone(),
+            spec,
             searched: self.searched,
             augment: self.augment.clone(),
             space: self.space.as_ref(),
@@ -608,6 +612,7 @@ impl Stage for SearchStage {
             seed: ctx.seed.0,
             dir,
             device: device_name(ctx.device),
+            precision: ctx.precision,
         };
         transact(store.as_ref(), |tx| {
             tx.set_meta(SPEC_KEY, &serde_json::to_string(&spec).expect("serialises"))
@@ -619,7 +624,7 @@ impl Stage for SearchStage {
         let mut trials = self.trials(
             &ctx.dir,
             search_seed,
-            ctx.device,
+            (ctx.device, ctx.precision),
             sdata.clone(),
             ctx.progress,
             ctx.name,

@@ -178,6 +178,7 @@ impl TrainerTrials<'_> {
                 data: self.data.clone(),
                 progress: self.progress,
                 interrupted: halt,
+                precision: spec.precision.unwrap_or_default(),
             },
         )?;
         let history = read_metrics(&dir.join("metrics.jsonl"))?;

@@ -14,6 +14,7 @@ use crate::stage;
 use crate::store::{self, transact, PopulationStore};
 use rolekd_core::config::Params;
 use rolekd_core::pipeline::DeviceSpec;
+use rolekd_core::precision::Precision;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
 use rolekd_core::{registry, Error, Result};
@@ -43,6 +44,9 @@ pub struct WorkerSpec {
     pub dir: PathBuf,
     /// The pipeline's device (`cpu`, `cuda:N`, `auto`).
     pub device: String,
+    /// The pipeline's precision, for a trial that names none (absent in older records: fp32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// The device's name as a pipeline writes it.
@@ -182,7 +186,14 @@ pub fn run_worker(
         dir.display(),
         checkpoints.describe()
     ));
-    let mut trials = stage.trials(&dir, search_seed, device, sdata, progress, &spec.stage)?;
+    let mut trials = stage.trials(
+        &dir,
+        search_seed,
+        (device, spec.precision),
+        sdata,
+        progress,
+        &spec.stage,
+    )?;
     trials.checkpoints = checkpoints;
     let owner = owner_name();
     progress.log(&format!(

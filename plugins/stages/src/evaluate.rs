@@ -65,7 +65,8 @@ impl Stage for EvaluateStage {
         // Channels-last, as the trainer evaluates (faster convolutions, same accuracy).
         layout::vars_channels_last(&built.vs);
         let x = layout::channels_last(&x);
-        let (acc, loss) = evaluate(built.model.as_ref(), &x, &y, self.p.batch_size.max(1));
+        let batch = self.p.batch_size.max(1);
+        let (acc, loss) = evaluate(built.model.as_ref(), &x, &y, batch, ctx.precision);
         ctx.progress.log(&format!(
             "{}: {} accuracy {:.4} ({} images)",
             ctx.name,

@@ -62,6 +62,7 @@ impl Stage for TrainingStage {
             data,
             progress: ctx.progress,
             interrupted: ctx.interrupted,
+            precision: ctx.precision,
         };
         let outcome = match trainer::train(&self.spec, &tctx) {
             // Located like a configuration error, but a failed run (exit 1), not bad input.

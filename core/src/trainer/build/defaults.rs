@@ -6,7 +6,7 @@ use crate::trainer::roles::{build_model, BuiltModel};
 
 /// SGD's default learning rate at the default batch of 128, scaled linearly with the
 /// batch size (0.1 per 256 images, Goyal et al. 2017). 0.1 at batch 128 drove a small CNN
-/// distilled at T = 4 to chance level (issue 19); see the README's defaults table.
+/// distilled at T = 4 to chance level (issue 19); see the defaults table in docs/pipelines.md.
 const SGD_LR_PER_128: f64 = 0.05;
 /// Adam's and AdamW's default learning rate.
 const ADAM_LR: f64 = 1e-3;

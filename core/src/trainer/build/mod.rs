@@ -99,6 +99,7 @@ pub fn build_spec_probing(
         stop_after: None,
         channels_last: p.channels_last,
         on_stall: p.on_stall,
+        precision: p.precision,
     };
     probe_plugins(&spec, stand_in, with_roles, probe_augment)?;
     Ok(spec)

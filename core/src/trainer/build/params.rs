@@ -1,6 +1,7 @@
 //! The fields of a `train` or `distill` stage mapping (also a search's `trial:`).
 
 use crate::artifact::CheckpointPath;
+use crate::precision::Precision;
 use crate::trainer::health::OnStall;
 use crate::yaml::Value;
 use serde::Deserialize;
@@ -67,6 +68,10 @@ pub(crate) struct TrainingParams {
     /// print, record in the result, train on) or `stop` (the stage fails, exit 1).
     #[serde(default)]
     pub(crate) on_stall: OnStall,
+    /// `fp32` or `bf16` (autocast forward passes, fp32 weights and losses); default: the
+    /// pipeline's `precision:`, else fp32.
+    #[serde(default)]
+    pub(crate) precision: Option<Precision>,
     /// distill only: the frozen teacher's checkpoint (`${teacher.checkpoint}`).
     #[serde(default)]
     pub(crate) teacher: Option<CheckpointPath>,
