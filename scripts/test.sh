@@ -10,4 +10,11 @@ if ! command -v readelf >/dev/null; then
 fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace -- --test-threads=2
+# cargo-nextest (on the CI image) runs the test binaries side by side, so a binary with one
+# long test does not leave a core idle; plain `cargo test` where it is missing.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+  cargo test --workspace --doc
+else
+  cargo test --workspace -- --test-threads=2
+fi

@@ -28,7 +28,7 @@ const MODELS: &[(&str, &str)] = &[
     ("vgg8", "{type: vgg-cifar, depth: 8}"),
 ];
 
-/// The depthwise families, at the width the README's defaults table measures.
+/// The depthwise families, at the width the defaults table (docs/pipelines.md) measures.
 const DEPTHWISE: &[(&str, &str)] = &[
     ("mobilenetv2", "{type: mobilenetv2-cifar, width_mult: 0.5}"),
     (
@@ -156,7 +156,7 @@ fn check_zoo(run_dir: &Path, models: &[(&str, &str)], distilled: &[(&str, &str)]
         let last: serde_json::Value =
             serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
         let train = last["train_acc"].as_f64().unwrap();
-        // The README's defaults table comes from these lines (`-- --nocapture`).
+        // The defaults table in docs/pipelines.md comes from these lines (`-- --nocapture`).
         println!("zoo {stage}: test acc {acc:.3}, train acc {train:.3}");
         assert!(
             train > bar.train,

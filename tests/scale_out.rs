@@ -530,7 +530,7 @@ fn launch_local_workers_started_first_finish_the_search() {
     assert!(d.path().join("r/search/schedule.json").exists());
 }
 
-/// The figures for the README and the issue (not part of the suite: a minute or two):
+/// The figures for docs/search.md and the issue (not part of the suite: a minute or two):
 /// `cargo test --test scale_out -- --ignored --nocapture figures`. A 16-member
 /// search on PostgreSQL with S3 checkpoints, trained by `launch local --workers 4`, against
 /// the same search by 4 threads in one process.
