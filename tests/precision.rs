@@ -42,6 +42,15 @@ fn bf16_distils_a_quantised_student_and_resumes_after_sigkill_to_identical_metri
     let fp32 = write(d.path(), "fp32.yaml", &pipeline("", 3));
     let o = run(d.path(), &[bf16.to_str().unwrap(), "--run-dir", "ref"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A CPU without native bf16 gets told that bf16 is emulated (slow) here.
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let native = flags.contains(" avx512_bf16") || flags.contains(" amx_bf16");
+    assert_eq!(
+        stderr(&o).contains("no native bf16"),
+        !native && !flags.is_empty(),
+        "{}",
+        stderr(&o)
+    );
     let o = run(d.path(), &[fp32.to_str().unwrap(), "--run-dir", "fp32"]);
     assert!(o.status.success(), "{}", stderr(&o));
 

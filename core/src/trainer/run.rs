@@ -42,6 +42,16 @@ impl<'a> Run<'a> {
     pub fn build(spec: &'a TrainSpec, ctx: &'a TrainCtx<'a>) -> Result<Run<'a>> {
         let precision = spec.precision.unwrap_or(ctx.precision);
         precision.check(ctx.device)?;
+        if precision == Precision::Bf16
+            && ctx.device == tch::Device::Cpu
+            && crate::precision::cpu_has_native_bf16() == Some(false)
+        {
+            ctx.progress.log(&format!(
+                "warning: {}: this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag): \
+                 bf16 is emulated and trains many times slower than fp32 here",
+                ctx.label
+            ));
+        }
         let shape = spec_of(&ctx.data);
         let (roles, views) = setup::build_roles(spec, ctx, &shape)?;
         setup::write_model_summary(&ctx.dir, &roles)?;
