@@ -76,6 +76,7 @@ device: $device
 data: {type: cifar10, path: $cifar, train_size: $r18_n, test_size: 1000}
 stages:
   resnet18: {kind: train, model: {type: resnet18-cifar}, epochs: 2, batch_size: 256, optimizer: {type: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0005}, workers: 4}
+  resnet18_bf16: {kind: train, model: {type: resnet18-cifar}, epochs: 2, batch_size: 256, optimizer: {type: sgd, lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.0005}, workers: 4, precision: bf16}
 YAML
 # The second epoch's throughput: the first pays cuDNN's autotuning and allocator warm-up.
 ips() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])['images_per_s'])" "$1"; }
@@ -88,18 +89,31 @@ r_cnn=$(ips "$work/run/small_cnn/metrics.jsonl"); t_cnn=$(ref --model cnn --chan
 r_res=$(ips "$work/run/resnet20/metrics.jsonl"); t_res=$(ref --model resnet20 --width 16 --train-size "$n")
 r_18=$(ips "$work/r18/resnet18/metrics.jsonl"); t_18=$(ref --model resnet18 --batch 256 --lr 0.1 --cifar10 "$cifar" --train-size "$r18_n")
 r_kd=$(ips "$work/run/distill/metrics.jsonl"); fwd_s=$(stage_s "$work/run/teacher_fwd")
+# bf16 (issue 18): rolekd's autocast against PyTorch's, eager and torch.compile (compile
+# time off the clock), and the fastest fp32 PyTorch configuration.
+r18=(--model resnet18 --batch 256 --lr 0.1 --cifar10 "$cifar" --train-size "$r18_n" --channels-last --warmup 5)
+r_18_bf=$(ips "$work/r18/resnet18_bf16/metrics.jsonl")
+t_18_bf=$(ref "${r18[@]}" --bf16); t_18_bf_c=$(ref "${r18[@]}" --bf16 --compile)
+t_18_c=$(ref "${r18[@]}" --compile)
 
-python3 - "$gpu" "$r_cnn" "$t_cnn" "$r_res" "$t_res" "$r_18" "$t_18" "$r_kd" "$fwd_s" "${OUT:-}" "$device" <<'PY'
+python3 - "$gpu" "$r_cnn" "$t_cnn" "$r_res" "$t_res" "$r_18" "$t_18" "$r_kd" "$fwd_s" "${OUT:-}" "$device" \
+  "$r_18_bf" "$t_18_bf" "$t_18_bf_c" "$t_18_c" <<'PY'
 import json, os, sys
 gpu = sys.argv[1]
 r_cnn, t_cnn, r_res, t_res, r_18, t_18, r_kd, fwd_s = map(float, sys.argv[2:10])
 out, device = sys.argv[10], sys.argv[11]
+r_18_bf, t_18_bf, t_18_bf_c, t_18_c = map(float, sys.argv[12:16])
 expected_kd = 1 / (1 / r_cnn + fwd_s / 1000)
 rows = [
     ("1. train small-cnn: rolekd / PyTorch eager (img/s)", r_cnn / t_cnn, ">= 1.2", f"{r_cnn:.0f} vs {t_cnn:.0f}"),
     ("1. train resnet20: rolekd / PyTorch eager (img/s)", r_res / t_res, ">= 1.2", f"{r_res:.0f} vs {t_res:.0f}"),
     ("1. train resnet18-cifar b256: rolekd / PyTorch eager (img/s)", r_18 / t_18, ">= 1.2", f"{r_18:.0f} vs {t_18:.0f}"),
     ("2. distill step / (student step + teacher fwd) (time)", expected_kd / r_kd, "<= 1.05", f"{r_kd:.0f} img/s vs {expected_kd:.0f} expected"),
+    ("1c. train resnet18-cifar b256: rolekd / torch.compile fp32", r_18 / t_18_c, "-", f"{r_18:.0f} vs {t_18_c:.0f}"),
+    ("8. train resnet18-cifar b256: rolekd bf16 / rolekd fp32", r_18_bf / r_18, ">= 1.7", f"{r_18_bf:.0f} vs {r_18:.0f}"),
+    ("8. resnet18-cifar bf16: rolekd / PyTorch autocast eager-cl", r_18_bf / t_18_bf, "-", f"{r_18_bf:.0f} vs {t_18_bf:.0f}"),
+    ("8. resnet18-cifar bf16: rolekd / PyTorch autocast compile-cl", r_18_bf / t_18_bf_c, "-", f"{r_18_bf:.0f} vs {t_18_bf_c:.0f}"),
+    ("8. resnet18-cifar bf16: rolekd / fastest PyTorch bf16", r_18_bf / max(t_18_bf, t_18_bf_c), ">= 1.1", f"{r_18_bf:.0f} vs {max(t_18_bf, t_18_bf_c):.0f}"),
 ]
 print(f"GPU: {gpu}")
 print(f"{'benchmark':<62} {'value':>8}  {'target':>8}  detail")
