@@ -203,21 +203,7 @@ fn killed_run_resumes_from_the_last_epoch_and_matches() {
     let o = run(d.path(), &[p, "--run-dir", "ref"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Interrupted with SIGKILL once the first epoch's state is on disk.
-    let o = kill_when_then_rerun(
-        d.path(),
-        &[p, "--run-dir", "killed"],
-        "killed/teacher/state/latest.json",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("resuming after epoch"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(
-        metrics_without_timing(&d.path().join("ref/teacher")),
-        metrics_without_timing(&d.path().join("killed/teacher"))
-    );
+    assert_resumes_to_same_metrics(d.path(), &[p], "killed", "ref", "teacher");
 }
 
 #[test]
@@ -317,10 +303,7 @@ fn clip_to_ce_combination_trains_and_differs_from_the_sum() {
 }
 
 fn final_test_acc(stage_dir: &Path) -> f64 {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(stage_dir.join("result.json")).unwrap())
-            .unwrap();
-    v["result"]["summary"]["final_test_acc"].as_f64().unwrap()
+    stage_summary(stage_dir)["final_test_acc"].as_f64().unwrap()
 }
 
 #[test]

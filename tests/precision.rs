@@ -29,12 +29,6 @@ fn pipeline(precision_line: &str, epochs: usize) -> String {
     )
 }
 
-fn summary(stage: &std::path::Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(stage.join("result.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["result"]["summary"].clone()
-}
-
 #[test]
 fn bf16_distils_a_quantised_student_and_resumes_after_sigkill_to_identical_metrics() {
     let d = tempfile::tempdir().unwrap();
@@ -64,10 +58,10 @@ fn bf16_distils_a_quantised_student_and_resumes_after_sigkill_to_identical_metri
     // accuracy (both well above chance on this slice).
     assert_ne!(ref_metrics, fp32_metrics);
     for stage in ["teacher", "student"] {
-        let a = summary(&d.path().join("ref").join(stage))["final_test_acc"]
+        let a = stage_summary(&d.path().join("ref").join(stage))["final_test_acc"]
             .as_f64()
             .unwrap();
-        let b = summary(&d.path().join("fp32").join(stage))["final_test_acc"]
+        let b = stage_summary(&d.path().join("fp32").join(stage))["final_test_acc"]
             .as_f64()
             .unwrap();
         assert!(a > 0.5 && b > 0.5, "{stage}: bf16 {a}, fp32 {b}");
@@ -86,33 +80,20 @@ fn bf16_distils_a_quantised_student_and_resumes_after_sigkill_to_identical_metri
     assert_eq!(size("ref"), size("fp32"));
 
     // SIGKILL once the student's first epoch is saved, then rerun: the same metrics.
-    let o = kill_when_then_rerun(
+    assert_resumes_to_same_metrics(
         d.path(),
-        &[bf16.to_str().unwrap(), "--run-dir", "killed"],
-        "killed/student/state/latest.json",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("resuming after epoch"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(
-        ref_metrics,
-        metrics_without_timing(&d.path().join("killed/student"))
+        &[bf16.to_str().unwrap()],
+        "killed",
+        "ref",
+        "student",
     );
 }
 
+/// The pipeline's teacher stage alone, with `stage_line` added to it.
 fn teacher_only(precision_line: &str, stage_line: &str) -> String {
-    format!(
-        "name: bf16\nseed: 5\ndevice: cpu\n{precision_line}{TINY_DATA}stages:
-  teacher:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    epochs: 1
-    batch_size: 64
-{stage_line}"
-    )
+    let full = pipeline(precision_line, 1);
+    let teacher = full.split("  student:\n").next().unwrap();
+    format!("{teacher}{stage_line}")
 }
 
 #[test]

@@ -76,21 +76,7 @@ fn two_trained_roles_resume_after_sigkill_to_identical_metrics() {
     );
 
     // SIGKILL once the first epoch's state (both roles, one file) is on disk, then rerun.
-    let o = kill_when_then_rerun(
-        d.path(),
-        &[p, "--run-dir", "killed"],
-        "killed/dml/state/latest.json",
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("resuming after epoch"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(
-        metrics_without_timing(&d.path().join("ref/dml")),
-        metrics_without_timing(&d.path().join("killed/dml"))
-    );
+    assert_resumes_to_same_metrics(d.path(), &[p], "killed", "ref", "dml");
 }
 
 /// A teacher stage, then the same student distilled from it named once and named twice as

@@ -51,6 +51,38 @@ pub fn kill_when_then_rerun(cwd: &Path, args: &[&str], marker: &str) -> Output {
     run(cwd, args)
 }
 
+/// SIGKILLs a run of `args` in `cwd` once stage `stage`'s first epoch is saved under run
+/// directory `killed`, reruns it, and checks that the rerun resumed and that the stage's
+/// metrics equal those of the uninterrupted run in `reference` (both relative to `cwd`).
+pub fn assert_resumes_to_same_metrics(
+    cwd: &Path,
+    args: &[&str],
+    killed: &str,
+    reference: &str,
+    stage: &str,
+) {
+    let mut all = args.to_vec();
+    all.extend(["--run-dir", killed]);
+    let o = kill_when_then_rerun(cwd, &all, &format!("{killed}/{stage}/state/latest.json"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("resuming after epoch"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        metrics_without_timing(&cwd.join(reference).join(stage)),
+        metrics_without_timing(&cwd.join(killed).join(stage))
+    );
+}
+
+/// A finished stage's `result.json` summary.
+pub fn stage_summary(stage_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(stage_dir.join("result.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["result"]["summary"].clone()
+}
+
 /// Writes a pipeline file and returns its path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
