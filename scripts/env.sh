@@ -16,6 +16,11 @@ log() { echo "[rolekd setup] $*" >&2; }
 ensure_torch() {
   if [ -x "$ROLEKD_VENV/bin/python" ] && \
      "$ROLEKD_VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.startswith('$TORCH_VERSION') else 1)" 2>/dev/null; then
+    # safetensors came later (the PyTorch round-trip tests and `export` users need it).
+    if ! "$ROLEKD_VENV/bin/python" -c "import safetensors" 2>/dev/null; then
+      log "installing safetensors into $ROLEKD_VENV"
+      "$ROLEKD_VENV/bin/python" -m pip install --quiet safetensors
+    fi
     return
   fi
   log "installing torch==$TORCH_VERSION into $ROLEKD_VENV (one time, ~5 GB, a few minutes)"
@@ -24,7 +29,7 @@ ensure_torch() {
   py="$(command -v python3)"
   "$py" -m venv "$ROLEKD_VENV"
   "$ROLEKD_VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$ROLEKD_VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy pillow
+  "$ROLEKD_VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy pillow safetensors
 }
 
 ensure_dataset() {

@@ -21,11 +21,14 @@ pub mod pipeline;
 pub mod plugin;
 pub mod precision;
 pub mod progress;
+pub mod provenance;
 pub mod registry;
 pub mod rng;
 pub mod role;
+pub mod run_metrics;
 pub mod rundir;
 pub mod runtime;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use error::{Error, Result};

@@ -12,6 +12,7 @@ use crate::precision::Precision;
 use crate::progress::Progress;
 use crate::registry;
 use crate::rng::Seed;
+use crate::run_metrics::write_metrics_csv;
 use crate::rundir::{read_json, write_atomic, write_json, RunLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -39,6 +40,8 @@ pub struct RunOptions {
     /// `--plugin` libraries, loaded with the pipeline's `plugins:` before the graph is
     /// built (a `plugins:` entry with the same file name is skipped).
     pub plugins: Vec<PathBuf>,
+    /// Recorded in the run's `provenance.json`.
+    pub invoker: crate::provenance::Invoker,
 }
 
 /// What happened to a stage.
@@ -132,6 +135,10 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
         clear_run_dir(&run_dir)?;
     }
     write_resolved(&pipeline, &run_dir)?;
+    crate::provenance::record(
+        &run_dir,
+        crate::provenance::Invocation::now(&opts.invoker, device),
+    )?;
     progress.log(&format!(
         "rolekd: pipeline `{}` ({} stages{}) on {device:?}, run directory {}",
         pipeline.name,
@@ -162,11 +169,19 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
         per_seed.push((seed, report));
     }
     let report = RunReport::over_seeds(run_dir.clone(), per_seed);
+    table_all_metrics(&run_dir, pipeline.seed, &progress);
     write_atomic(
         &run_dir.join("summary.md"),
         summary_markdown(&pipeline.name, &report).as_bytes(),
     )?;
     Ok(report)
+}
+
+/// Rewrites the run's `metrics.csv`; a failure there costs the table, never the run.
+fn table_all_metrics(run_dir: &Path, seed: u64, progress: &Progress) {
+    if let Err(e) = write_metrics_csv(run_dir, seed) {
+        progress.log(&format!("warning: metrics.csv not written: {e}"));
+    }
 }
 
 /// Where seed `s` of a `seeds:` pipeline runs.
@@ -332,6 +347,7 @@ fn run_graph(
             result: Some(result),
         });
         records.insert(node.name.clone(), record);
+        table_all_metrics(&run_dir, pipeline.seed, progress);
     }
     let report = RunReport {
         run_dir: run_dir.clone(),

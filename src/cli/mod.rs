@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod augment;
+mod interop;
 mod launch;
 mod loss_eval;
 mod models;
@@ -62,6 +63,13 @@ enum Command {
     /// Join a search as a worker: claim its members through the population store and train
     /// them until none is left (SIGTERM: save, release, exit).
     Worker(worker::WorkerArgs),
+    /// A PyTorch state_dict (RepDistiller, torchvision, .pth or .safetensors) as a rolekd
+    /// checkpoint for `teacher:` or `init:`.
+    Import(interop::ImportArgs),
+    /// A checkpoint for PyTorch: a state_dict with PyTorch names, or TorchScript.
+    Export(interop::ExportArgs),
+    /// A checkpoint's logits on images from a safetensors file (inference mode).
+    Logits(interop::LogitsArgs),
     /// Start a search's workers: a Slurm job array, a Kubernetes Indexed Job, or local
     /// processes.
     #[command(subcommand)]
@@ -113,6 +121,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Worker(args)) => worker::run(args),
         Some(Command::Launch(c)) => launch::run(c),
+        Some(Command::Import(a)) => interop::run_import(a),
+        Some(Command::Export(a)) => interop::run_export(a),
+        Some(Command::Logits(a)) => interop::run_logits(a),
         None => run::run(cli.run),
     }
 }

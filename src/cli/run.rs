@@ -45,6 +45,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         overrides: args.set,
         quiet: args.quiet,
         plugins: args.plugin,
+        invoker: rolekd_core::provenance::Invoker {
+            tool: "rolekd-run".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: option_env!("ROLEKD_GIT_COMMIT").map(String::from),
+            command_line: std::env::args().collect(),
+        },
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();

@@ -5,7 +5,7 @@
 use super::eval::evaluate;
 use super::health::{self, EpochHealth, OnStall};
 use super::loader;
-use super::metrics::{write_metrics, EpochMetrics, RoleMetrics, TrainOutcome};
+use super::metrics::{write_metrics, EpochMetrics, RoleMetrics, TestExtras, TrainOutcome};
 use super::parts::Role;
 use super::run::Run;
 use super::spec::role_checkpoint_dir;
@@ -75,7 +75,7 @@ impl Run<'_> {
             .val
             .as_ref()
             .filter(|_| evaluated)
-            .map(|(x, y)| evaluate(model, x, y, batch, self.precision).0);
+            .map(|(x, y)| evaluate(model, x, y, batch, self.precision).acc);
         let late_seen = sums.late_seen.max(1) as f64;
         let now = EpochHealth {
             train_acc: sums.late_correct.int64_value(&[]) as f64 / late_seen,
@@ -101,9 +101,20 @@ impl Run<'_> {
         });
         RoleMetrics {
             train_acc: sums.correct.int64_value(&[]) as f64 / seen.max(1) as f64,
-            test_acc: test.map(|t| t.0),
-            test_loss: test.map(|t| t.1),
+            test_acc: test.as_ref().map(|t| t.acc),
+            test_loss: test.as_ref().map(|t| t.loss),
             val_acc,
+            test_extras: test
+                .as_ref()
+                .map(|t| TestExtras {
+                    test_top5: t.top5,
+                    test_ece: Some(t.ece),
+                    test_agreement: self
+                        .teacher_test_predictions
+                        .as_ref()
+                        .map(|p| t.agreement(p)),
+                })
+                .unwrap_or_default(),
             train_ce: Some(now.train_ce),
             stall,
         }
@@ -142,6 +153,8 @@ impl Run<'_> {
             test_acc: main.test_acc,
             test_loss: main.test_loss,
             val_acc: main.val_acc,
+            test_extras: main.test_extras.clone(),
+            wall_time: Some(crate::tensorboard::unix_now()),
             images_per_s: sums.seen as f64 / sums.seconds.max(1e-9),
             seconds: sums.seconds,
             train_ce: main.train_ce,
@@ -168,6 +181,7 @@ impl Run<'_> {
             .clone()
             .filter(|_| self.spec.on_stall == OnStall::Stop);
         let epoch = m.epoch;
+        self.append_events(&m)?;
         self.history.push(m);
         write_metrics(&self.ctx.dir.join("metrics.jsonl"), &self.history)?;
         let state = EpochState {

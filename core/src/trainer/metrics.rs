@@ -22,8 +22,14 @@ pub struct EpochMetrics {
     pub test_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f64>,
+    /// Top-5, calibration and agreement with the teacher on the test split.
+    #[serde(flatten)]
+    pub test_extras: TestExtras,
     pub images_per_s: f64,
     pub seconds: f64,
+    /// Unix seconds when the epoch ended (TensorBoard's wall time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_time: Option<f64>,
     /// Cross-entropy of the trained model's logits over the epoch's second half (what the
     /// health check reads; absent in metrics written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,10 +52,28 @@ pub struct RoleMetrics {
     pub test_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f64>,
+    #[serde(flatten)]
+    pub test_extras: TestExtras,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_ce: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<super::health::Stall>,
+}
+
+/// Test-split figures beyond top-1 accuracy, on evaluated epochs (absent from metrics
+/// written before they existed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TestExtras {
+    /// Top-5 accuracy (with 5 classes or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5: Option<f64>,
+    /// Expected calibration error (15 bins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_ece: Option<f64>,
+    /// Share of test images on which the role predicts the teacher's class (the run's first
+    /// frozen role), in runs that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_agreement: Option<f64>,
 }
 
 impl EpochMetrics {
@@ -62,6 +86,7 @@ impl EpochMetrics {
             test_acc: r.test_acc,
             test_loss: r.test_loss,
             val_acc: r.val_acc,
+            test_extras: r.test_extras.clone(),
             train_ce: r.train_ce,
             stall: r.stall.clone(),
             roles: BTreeMap::new(),
@@ -107,6 +132,9 @@ pub struct TrainOutcome {
     pub final_val_acc: Option<f64>,
     pub best_val_acc: Option<f64>,
     pub seconds: f64,
+    /// The last epoch's top-5, calibration and teacher agreement.
+    #[serde(default)]
+    pub final_test_extras: TestExtras,
     /// Epochs the health check flagged.
     #[serde(default)]
     pub stalls: Vec<super::health::Stall>,
@@ -134,6 +162,7 @@ impl TrainOutcome {
             final_val_acc: last.val_acc,
             best_val_acc: best_val,
             seconds: epochs.iter().map(|e| e.seconds).sum(),
+            final_test_extras: last.test_extras.clone(),
             stalls: epochs.iter().filter_map(|m| m.stall.clone()).collect(),
         })
     }
@@ -178,6 +207,16 @@ impl TrainOutcome {
         if let Some(v) = self.best_val_acc {
             m.insert("best_val_acc".into(), v);
         }
+        let x = &self.final_test_extras;
+        for (k, v) in [
+            ("final_test_top5", x.test_top5),
+            ("final_test_ece", x.test_ece),
+            ("final_test_agreement", x.test_agreement),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), v);
+            }
+        }
         m
     }
 }
@@ -195,8 +234,10 @@ mod tests {
             test_acc: Some(acc),
             test_loss: Some(0.0),
             val_acc: None,
+            test_extras: TestExtras::default(),
             images_per_s: 1.0,
             seconds: 2.0,
+            wall_time: None,
             train_ce: None,
             stall: None,
             roles: BTreeMap::new(),

@@ -8,11 +8,13 @@
 //!
 //! A run is built once ([`run::Run::build`]: roles, losses sized by a probe, one optimiser
 //! per trained role, the loader) and then goes through named phases: `resume`, per epoch
-//! `run_epoch`, `evaluate` and `record` (metrics, resume state), and `finish`.
+//! `run_epoch`, `evaluate` and `record` (metrics, TensorBoard events, resume state), and
+//! `finish`.
 
 pub mod build;
 mod epoch;
 mod eval;
+mod events;
 mod grad;
 pub mod health;
 mod loader;
@@ -27,9 +29,12 @@ mod step;
 mod weights;
 
 pub use build::{build_spec, build_spec_probing};
-pub use eval::evaluate;
+pub use eval::{agreement, evaluate, expected_calibration_error, Evaluation, ECE_BINS};
+pub use events::scalars_of;
 pub use loader::{batches_per_epoch, epoch_order, split_tensor, Batch, LoaderSpec, ViewSpec};
-pub use metrics::{read_metrics, write_metrics, EpochMetrics, RoleMetrics, TrainOutcome};
+pub use metrics::{
+    read_metrics, write_metrics, EpochMetrics, RoleMetrics, TestExtras, TrainOutcome,
+};
 pub use roles::{
     build_model, build_policy, load_model, seeded, spec_of, BuiltModel, ModelSource, NoAugment,
 };
@@ -47,6 +52,7 @@ use run::Run;
 pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
     let mut run = Run::build(spec, ctx)?;
     run.resume()?;
+    run.open_events()?;
     for epoch in run.start_epoch..run.end_epoch {
         let sums = run.run_epoch(epoch)?;
         let metrics = run.evaluate(epoch, sums);

@@ -1,6 +1,7 @@
 //! A training run's state, built once, and the phases that do not touch batches:
 //! `build` and `resume` (the epoch's phases are in `epoch.rs`, one step in `step.rs`).
 
+use super::eval::evaluate;
 use super::loader::{batches_per_epoch, LoaderSpec};
 use super::metrics::EpochMetrics;
 use super::parts::{Role, Term, Trained};
@@ -35,6 +36,10 @@ pub(super) struct Run<'a> {
     pub end_epoch: usize,
     /// The spec's precision, or the pipeline's.
     pub precision: Precision,
+    /// The teacher's (first frozen role's) test predictions, for agreement.
+    pub teacher_test_predictions: Option<Tensor>,
+    /// The stage's TensorBoard event file, once opened.
+    pub events: Option<crate::tensorboard::EventFile>,
 }
 
 impl<'a> Run<'a> {
@@ -66,6 +71,19 @@ impl<'a> Run<'a> {
         let schedule = setup::build_schedule(spec)?;
         let (loader, val, test) = setup::build_data(spec, ctx, views);
         let steps_per_epoch = batches_per_epoch(loader.split.len(), spec.batch_size);
+        let teacher_test_predictions = match (&test, roles.iter().find(|r| !r.trainable)) {
+            (Some((x, y)), Some(teacher)) => Some(
+                evaluate(
+                    teacher.built.model.as_ref(),
+                    x,
+                    y,
+                    spec.eval_batch_size,
+                    precision,
+                )
+                .predictions,
+            ),
+            _ => None,
+        };
         setup::check_combine(spec, ctx, &terms, trained.len())?;
         Ok(Run {
             spec,
@@ -83,6 +101,8 @@ impl<'a> Run<'a> {
             start_epoch: 0,
             end_epoch: spec.stop_after.unwrap_or(spec.epochs).min(spec.epochs),
             precision,
+            teacher_test_predictions,
+            events: None,
         })
     }
 

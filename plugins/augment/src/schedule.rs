@@ -343,6 +343,21 @@ impl Schedule {
     }
 }
 
+/// How strongly a policy augments, in 0..=1: the mean over its 30 (op, slot) entries of
+/// probability x magnitude / 9 (0 for the empty policy, 1 when every op always applies at
+/// full magnitude). One number per epoch lets a dashboard plot a member's policy beside
+/// its reward.
+pub fn policy_strength(entries: &[PolicyEntry]) -> f64 {
+    if entries.is_empty() {
+        return 0.0;
+    }
+    entries
+        .iter()
+        .map(|e| e.prob * e.magnitude as f64 / 9.0)
+        .sum::<f64>()
+        / entries.len() as f64
+}
+
 /// Summary figures of a [`Schedule`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleStats {
@@ -589,6 +604,17 @@ mod tests {
         let mean_prob = (0.4 * 2.0 + 1.0 * 6.0) / (8.0 * ENTRIES as f64);
         assert!((s.mean_prob - mean_prob).abs() < 1e-12, "{s:?}");
         assert_eq!(s.mean_magnitude, Some((6.0 * 2.0 + 2.0 * 6.0) / 8.0));
+    }
+
+    #[test]
+    fn policy_strength_scales_probability_by_magnitude() {
+        let none = entries_from_genes(&vec![0; GENES]).unwrap();
+        assert_eq!(policy_strength(&none), 0.0);
+        let full = entries_from_genes(&[10, 9].repeat(ENTRIES)).unwrap();
+        assert!((policy_strength(&full) - 1.0).abs() < 1e-12);
+        // Rotate p 0.4 m 6 only: 0.4 * 6/9 over 30 entries.
+        let one = entries_from_genes(&genes_with(0, 4, 6)).unwrap();
+        assert!((policy_strength(&one) - 0.4 * 6.0 / 9.0 / 30.0).abs() < 1e-12);
     }
 
     #[test]

@@ -54,6 +54,31 @@ fn augmentation(s: &StageScan) -> String {
     format!("{kind}{}", from.unwrap_or_default())
 }
 
+/// Top-5 accuracy, calibration (ECE, lower is better) and agreement with the teacher, for
+/// the stages that recorded them (runs before these figures existed show none).
+fn beyond_top1(run: &RunScan, first: &[StageScan]) -> String {
+    let mut rows = String::new();
+    for (i, st) in first.iter().enumerate() {
+        let cells: Vec<String> = ["top5", "ece", "agreement"]
+            .iter()
+            .map(|k| pct_over(&values(run, i, |x| x.test_extra(k))))
+            .collect();
+        if cells.iter().all(|c| c == "-") {
+            continue;
+        }
+        let _ = writeln!(rows, "| {} | {} |", st.name, cells.join(" | "));
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "\n## Beyond top-1 (test split)\n\nECE: expected calibration error over 15 confidence \
+         bins (lower is better). Agreement: share of test images on which the model predicts \
+         its teacher's class.\n\n| stage | top-5 acc | ECE | agreement with teacher |\n\
+         |---|---|---|---|\n{rows}"
+    )
+}
+
 /// The whole report; `pictures` are file names next to `report.md`.
 pub fn render(run: &RunScan, pictures: &[String]) -> String {
     let mut s = String::new();
@@ -112,6 +137,8 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
             );
         }
     }
+
+    s.push_str(&beyond_top1(run, first));
 
     let mut warnings = String::new();
     for (seed, stages) in &run.seeds {

@@ -32,6 +32,13 @@ impl StageScan {
             .or_else(|| self.summary("test_acc"))
     }
 
+    /// A test figure beyond top-1 (`top5`, `ece`, `agreement`): a training stage's last
+    /// epoch, or an evaluate stage's.
+    pub fn test_extra(&self, name: &str) -> Option<f64> {
+        self.summary(&format!("final_test_{name}"))
+            .or_else(|| self.summary(&format!("test_{name}")))
+    }
+
     /// The names of the roles the stage trained (several for peers learning together).
     pub fn trained_roles(&self) -> Vec<String> {
         self.result

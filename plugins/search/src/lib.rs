@@ -16,6 +16,7 @@
 
 pub mod checkpoints;
 pub mod lineage;
+pub mod member_scalars;
 pub mod population;
 pub mod report;
 pub mod s3_server;

@@ -8,6 +8,7 @@
 //! members.json               per member: final reward, exploits, lineage
 //! trials/<k>/schedule.json   every member's lineage
 //! pba/pbt_policy_<k>.txt     PBA's per-member logs; pba/pbt_global.txt every exploit
+//! events.out.tfevents.rolekd per member and epoch: reward, train acc, loss, policy strength
 //! ```
 
 use crate::lineage::{log_text, PbaLogLine};
@@ -84,6 +85,7 @@ pub fn write_outputs(
         lines.push('\n');
     }
     write_atomic(&dir.join("results.jsonl"), lines.as_bytes())?;
+    crate::member_scalars::write_member_events(dir, snap)?;
     let members: Vec<serde_json::Value> = snap
         .members
         .iter()

@@ -22,6 +22,10 @@ struct EvaluateParams {
     /// Evaluation batch size.
     #[serde(default = "default_batch")]
     batch_size: usize,
+    /// A teacher checkpoint: the summary then gains the share of images on which the
+    /// evaluated model predicts the teacher's class (`test_agreement`).
+    #[serde(default)]
+    teacher: Option<CheckpointPath>,
 }
 
 fn default_split() -> String {
@@ -66,20 +70,43 @@ impl Stage for EvaluateStage {
         layout::vars_channels_last(&built.vs);
         let x = layout::channels_last(&x);
         let batch = self.p.batch_size.max(1);
-        let (acc, loss) = evaluate(built.model.as_ref(), &x, &y, batch, ctx.precision);
+        let ev = evaluate(built.model.as_ref(), &x, &y, batch, ctx.precision);
+        let agreement = match &self.p.teacher {
+            Some(t) => {
+                let teacher = load_model(t.path(), &spec_of(&data), ctx.device)?;
+                layout::vars_channels_last(&teacher.vs);
+                let tev = evaluate(teacher.model.as_ref(), &x, &y, batch, ctx.precision);
+                Some(ev.agreement(&tev.predictions))
+            }
+            None => None,
+        };
         ctx.progress.log(&format!(
-            "{}: {} accuracy {:.4} ({} images)",
+            "{}: {} accuracy {:.4}{}, ECE {:.4}{} ({} images)",
             ctx.name,
             self.p.split,
-            acc,
+            ev.acc,
+            ev.top5
+                .map(|v| format!(", top-5 {v:.4}"))
+                .unwrap_or_default(),
+            ev.ece,
+            agreement
+                .map(|v| format!(", agreement with the teacher {v:.4}"))
+                .unwrap_or_default(),
             split.len()
         ));
-        let key = format!("{}_acc", self.p.split);
+        let split_name = &self.p.split;
         let mut summary = BTreeMap::new();
-        summary.insert(key.clone(), acc);
-        summary.insert(format!("{}_loss", self.p.split), loss);
+        summary.insert(format!("{split_name}_acc"), ev.acc);
+        summary.insert(format!("{split_name}_loss"), ev.loss);
+        summary.insert(format!("{split_name}_ece"), ev.ece);
+        if let Some(v) = ev.top5 {
+            summary.insert(format!("{split_name}_top5"), v);
+        }
+        if let Some(v) = agreement {
+            summary.insert(format!("{split_name}_agreement"), v);
+        }
         if self.p.split == "test" {
-            summary.insert("final_test_acc".into(), acc);
+            summary.insert("final_test_acc".into(), ev.acc);
         }
         write_json(&ctx.dir.join("metrics.json"), &summary)?;
         let mut outputs = BTreeMap::new();

@@ -1,0 +1,13 @@
+//! rolekd-interop: rolekd and PyTorch.
+//!
+//! - [`torch_file`] and [`torch_pickle`]: read `torch.save` files (zip + pickle) without
+//!   Python;
+//! - [`names`]: rolekd's parameter names against RepDistiller's and torchvision's;
+//! - [`import`]: a PyTorch state_dict as a rolekd checkpoint (`teacher:`, `init:`);
+//! - [`export`]: a checkpoint as a PyTorch state_dict or TorchScript, and its logits.
+
+pub mod export;
+pub mod import;
+pub mod names;
+pub mod torch_file;
+pub mod torch_pickle;

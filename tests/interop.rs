@@ -1,0 +1,373 @@
+//! What leaves rolekd for the tools users already have: TensorBoard event files read back
+//! by TensorBoard's own reader, the run-level `metrics.csv`, `provenance.json`, and the
+//! beyond-top-1 figures (top-5, ECE, teacher agreement) of training and `evaluate`.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// The tiny pipeline plus a two-member search and an `evaluate` that compares the
+/// distilled student with its teacher.
+fn pipeline() -> String {
+    let mut p = tiny_pipeline(2);
+    p.push_str(
+        "    teacher: ${teacher.checkpoint}
+  search:
+    kind: search
+    role: teacher
+    train_size: 300
+    val_size: 200
+    workers: 1
+    strategy: {type: pba, population: 2, interval: 1}
+    trial:
+      model: {type: small-cnn, channels: [4, 8]}
+      epochs: 2
+      batch_size: 50
+",
+    );
+    p
+}
+
+type Scalars = BTreeMap<String, BTreeMap<String, Vec<(i64, f64)>>>;
+
+fn read_with_tensorboard(run_dir: &Path) -> Scalars {
+    let python = pyvenv::tensorboard_python();
+    let o = Command::new(python)
+        .arg(repo().join("tests/python/tb_scalars.py"))
+        .arg(run_dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: BTreeMap<String, BTreeMap<String, Vec<(i64, f64)>>> =
+        serde_json::from_slice(&o.stdout).unwrap();
+    v
+}
+
+fn metrics(stage_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(stage_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    // Event files hold f32.
+    (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+}
+
+#[test]
+fn tensorboard_reads_back_every_stage_and_member() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &pipeline());
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = d.path().join("run");
+    let tb = read_with_tensorboard(&run_dir);
+
+    // Every trained stage: each epoch's figures, equal to metrics.jsonl.
+    for stage in ["teacher", "student_alone", "student_kd"] {
+        let scalars = &tb[stage];
+        let m = metrics(&run_dir.join(stage));
+        assert_eq!(m.len(), 2);
+        for (tag, key) in [
+            ("accuracy/train", "train_acc"),
+            ("accuracy/test", "test_acc"),
+            ("accuracy/test_top5", "test_top5"),
+            ("calibration/test_ece", "test_ece"),
+            ("lr", "lr"),
+            ("speed/images_per_s", "images_per_s"),
+        ] {
+            let got = &scalars[tag];
+            assert_eq!(got.len(), 2, "{stage} {tag}: {got:?}");
+            for (i, e) in m.iter().enumerate() {
+                assert_eq!(got[i].0, e["epoch"].as_i64().unwrap());
+                assert!(close(got[i].1, e[key].as_f64().unwrap()), "{stage} {tag}");
+            }
+        }
+        assert!(close(
+            scalars["loss/total"][1].1,
+            m[1]["loss"]["total"].as_f64().unwrap()
+        ));
+    }
+    // The distilled student: agreement with its teacher and the KD term.
+    let kd = &tb["student_kd"];
+    assert!(
+        kd.contains_key("agreement/test") && kd.contains_key("loss/kd"),
+        "{kd:?}"
+    );
+    assert!(!tb["student_alone"].contains_key("agreement/test"));
+
+    // The search: per member, reward and policy strength at every epoch; the trials'
+    // own trainer figures beside them.
+    let search = &tb["search"];
+    for k in 0..2 {
+        for what in ["reward", "policy_strength", "train_acc", "loss"] {
+            let tag = format!("member_{k}/{what}");
+            assert_eq!(search[&tag].len(), 2, "{tag}: {search:?}");
+        }
+        let strength = &search[&format!("member_{k}/policy_strength")];
+        assert!(strength.iter().all(|(_, v)| (0.0..=1.0).contains(v)));
+    }
+    let results = results_by_member_epoch(&run_dir.join("search"));
+    assert!(close(search["member_1/reward"][1].1, results[&(1, 2)]));
+    assert!(
+        tb.keys().any(|k| k.starts_with("search/trials/")),
+        "{:?}",
+        tb.keys()
+    );
+}
+
+#[test]
+fn run_root_has_metrics_csv_and_provenance_and_evaluate_reports_beyond_top1() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(
+        d.path(),
+        "p.yaml",
+        &tiny_pipeline(1).replace(
+            "    checkpoint: ${student_kd.checkpoint}\n",
+            "    checkpoint: ${student_kd.checkpoint}\n    teacher: ${teacher.checkpoint}\n",
+        ),
+    );
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = d.path().join("run");
+
+    // metrics.csv: one row per stage epoch, the loss terms as columns.
+    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for c in [
+        "seed",
+        "stage",
+        "epoch",
+        "test_acc",
+        "test_ece",
+        "test_agreement",
+        "loss.kd",
+        "loss.ce",
+    ] {
+        assert!(header.contains(&c), "{header:?}");
+    }
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let stages: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(stages, ["student_alone", "student_kd", "teacher"], "{csv}");
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let kd_row = &rows[1];
+    let m = &metrics(&run_dir.join("student_kd"))[0];
+    assert_eq!(kd_row[col("seed")], "3");
+    let test_acc: f64 = kd_row[col("test_acc")].parse().unwrap();
+    assert_eq!(test_acc, m["test_acc"].as_f64().unwrap());
+    assert!(!kd_row[col("test_agreement")].is_empty());
+    assert!(rows[0][col("test_agreement")].is_empty());
+
+    // provenance.json: this binary, its command line, the libtorch it runs on.
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("provenance.json")).unwrap())
+            .unwrap();
+    let inv = &p["invocations"][0];
+    assert_eq!(inv["tool"], "rolekd-run");
+    assert_eq!(inv["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(inv["device"], "Cpu");
+    assert!(
+        inv["libtorch"].as_str().unwrap().starts_with("2.11"),
+        "{inv}"
+    );
+    assert!(
+        inv["command_line"][1].as_str().unwrap().ends_with("p.yaml"),
+        "{inv}"
+    );
+    assert!(inv["cuda_available"].is_boolean() && inv["host"].is_string());
+
+    // evaluate with a teacher: ECE, top-5 and agreement, consistent with the student's own
+    // training record (same checkpoint, same test split).
+    let s = stage_summary(&run_dir.join("check"));
+    let acc = s["test_acc"].as_f64().unwrap();
+    assert!(close(acc, m["test_acc"].as_f64().unwrap()), "{s}");
+    assert!(
+        close(
+            s["test_ece"].as_f64().unwrap(),
+            m["test_ece"].as_f64().unwrap()
+        ),
+        "{s}"
+    );
+    assert!(
+        close(
+            s["test_agreement"].as_f64().unwrap(),
+            m["test_agreement"].as_f64().unwrap()
+        ),
+        "{s}"
+    );
+    let top5 = s["test_top5"].as_f64().unwrap();
+    assert!(top5 >= acc && top5 <= 1.0, "{s}");
+
+    // A rerun reuses every stage and records a second invocation.
+    let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("provenance.json")).unwrap())
+            .unwrap();
+    assert_eq!(p["invocations"].as_array().unwrap().len(), 2);
+
+    // The report shows the beyond-top-1 table.
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("Beyond top-1"), "{report}");
+}
+
+/// Runs tests/python/torch_roundtrip.py with the project's torch venv.
+fn torch_script(args: &[&str]) -> String {
+    let o = Command::new(pyvenv::torch_python())
+        .arg(repo().join("tests/python/torch_roundtrip.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+fn max_abs_diff(a: &Path, b: &Path) -> f64 {
+    let read = |p: &Path| {
+        tch::Tensor::read_safetensors(p)
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == "logits")
+            .unwrap()
+            .1
+    };
+    (read(a) - read(b)).abs().max().double_value(&[])
+}
+
+/// PyTorch builds `arch` (python/rolekd_models.py) and saves it three ways; rolekd imports
+/// each as `model` and must give PyTorch's logits; rolekd's export (state_dict and
+/// TorchScript) must give rolekd's logits back in PyTorch. `abits` < 32: a DoReFa model
+/// (imported weights, quantised by rolekd), so only the export direction is compared.
+fn round_trip(arch: &str, model: &str, abits: u32) {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let ds = dir.to_str().unwrap();
+    torch_script(&["make", arch, "10", ds]);
+    let files: &[&str] = if abits < 32 {
+        &["wrapped.pth"]
+    } else {
+        &["wrapped.pth", "plain.pth", "sd.safetensors"]
+    };
+    for (i, file) in files.iter().enumerate() {
+        let ck = format!("ck{i}");
+        let from = if i == 0 { "repdistiller" } else { "pytorch" };
+        let o = run(
+            dir,
+            &[
+                "import",
+                &format!("{ds}/{file}"),
+                "--from",
+                from,
+                "--model",
+                model,
+                "-o",
+                &ck,
+            ],
+        );
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let o = run(
+            dir,
+            &[
+                "logits",
+                &ck,
+                "--input",
+                "inputs.safetensors",
+                "-o",
+                "rolekd_logits.safetensors",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        if abits >= 32 {
+            let diff = max_abs_diff(
+                &dir.join("rolekd_logits.safetensors"),
+                &dir.join("expected.safetensors"),
+            );
+            assert!(diff < 1e-5, "{arch} from {file}: logits differ by {diff}");
+        }
+    }
+    // The last import is also what is exported (its logits are in rolekd_logits).
+    let ck = format!("ck{}", files.len() - 1);
+    for (format, out) in [
+        ("state-dict", "student.safetensors"),
+        ("torchscript", "student.pt"),
+    ] {
+        let o = run(dir, &["export", &ck, "--format", format, "-o", out]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let out = torch_script(&[
+        "check",
+        arch,
+        "10",
+        ds,
+        &format!("{ds}/student.safetensors"),
+        &format!("{ds}/student.pt"),
+        &abits.to_string(),
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    for k in ["state_dict_max_diff", "torchscript_max_diff"] {
+        let diff = v[k].as_f64().unwrap();
+        assert!(diff < 1e-5, "{arch}: {k} = {diff} ({v})");
+    }
+}
+
+#[test]
+fn repdistiller_resnet8x4_round_trips_through_pytorch() {
+    round_trip("resnet8x4", "{type: resnet8x4}", 32);
+}
+
+#[test]
+fn cifar_resnet20_and_wrn_round_trip_through_pytorch() {
+    round_trip("resnet20", "{type: resnet20}", 32);
+    round_trip("wrn_16_2", "{type: wrn, depth: 16, widen_factor: 2}", 32);
+}
+
+#[test]
+fn dorefa_student_exports_with_its_quantisers() {
+    round_trip(
+        "resnet8",
+        "{type: resnet8, quant: {weight_bits: 2, activation_bits: 2}}",
+        2,
+    );
+}
+
+#[test]
+fn bad_pytorch_files_get_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let ds = dir.to_str().unwrap();
+    torch_script(&["make", "resnet20", "10", ds]);
+    let import = |file: &str, model: &str| {
+        let o = run(dir, &["import", file, "--model", model, "-o", "ck"]);
+        assert!(!o.status.success(), "{file} imported");
+        assert!(!stderr(&o).contains("internal error"), "{}", stderr(&o));
+        stderr(&o)
+    };
+    // Truncated: the zip's directory is at its end.
+    let bytes = std::fs::read(dir.join("plain.pth")).unwrap();
+    std::fs::write(dir.join("cut.pth"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = import("cut.pth", "{type: resnet20}");
+    assert!(e.contains("cut.pth") && e.contains("truncated"), "{e}");
+    // Another model's state_dict: the keys and shapes that do not fit are named.
+    let e = import("plain.pth", "{type: resnet8x4}");
+    assert!(e.contains("not a state_dict of this resnet8x4"), "{e}");
+    assert!(e.contains("missing keys: layer1.0.downsample"), "{e}");
+    assert!(
+        e.contains("conv1.weight is [16, 3, 3, 3], resnet8x4 needs [32, 3, 3, 3]"),
+        "{e}"
+    );
+    // A model type without a mapping, and a misspelt one.
+    let e = import("plain.pth", "{type: resnet2O}");
+    assert!(e.contains("did you mean `resnet20`"), "{e}");
+    // Not a checkpoint at all.
+    std::fs::write(dir.join("notes.pth"), "hello").unwrap();
+    let e = import("notes.pth", "{type: resnet20}");
+    assert!(e.contains("not a torch.save archive"), "{e}");
+    // No crash and no file written for any of them.
+    assert!(!dir.join("ck/model.json").exists());
+}
