@@ -371,3 +371,121 @@ fn bad_pytorch_files_get_clear_errors() {
     // No crash and no file written for any of them.
     assert!(!dir.join("ck/model.json").exists());
 }
+
+/// CIFAR-100 binary records (coarse label, fine label, R, G, B planes of 32x32): each
+/// class a different colour and stripe pattern plus a little per-image variation.
+fn cifar100_records(n: usize, salt: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 3074);
+    for k in 0..n {
+        let class = (k * 7 + salt) % 100;
+        out.push((class / 5) as u8);
+        out.push(class as u8);
+        for c in 0..3 {
+            for y in 0..32 {
+                for x in 0..32 {
+                    let stripe = if (x + y * (class % 3 + 1)).is_multiple_of(class % 5 + 2) {
+                        80
+                    } else {
+                        0
+                    };
+                    let v = (class * 37 * (c + 1) + stripe + (k * 13 + x * y) % 23) % 256;
+                    out.push(v as u8);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn cifar100_pipeline_runs_from_imported_teachers_on_a_synthetic_slice() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let data = dir.join("data/cifar-100-binary");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("train.bin"), cifar100_records(300, 0)).unwrap();
+    std::fs::write(data.join("test.bin"), cifar100_records(100, 3)).unwrap();
+    // The teachers, saved by PyTorch as RepDistiller saves its checkpoints.
+    for (arch, sub) in [
+        ("resnet32x4", "resnet32x4_vanilla"),
+        ("resnet56", "resnet56_vanilla"),
+    ] {
+        let t = dir.join("teachers").join(sub);
+        std::fs::create_dir_all(&t).unwrap();
+        torch_script(&["make", arch, "100", t.to_str().unwrap()]);
+        std::fs::rename(t.join("wrapped.pth"), t.join("ckpt_epoch_240.pth")).unwrap();
+    }
+    let pipeline = repo().join("pipelines/cifar100-kd.yaml");
+    let mut args: Vec<String> = vec![
+        pipeline.to_str().unwrap().into(),
+        "--run-dir".into(),
+        "run".into(),
+        "--set".into(),
+        "device=cpu".into(),
+        "--set".into(),
+        "data.val_size=60".into(),
+    ];
+    let tiny = [
+        "stages.resnet8x4_alone.epochs=1",
+        "stages.resnet8x4_kd.epochs=1",
+        "stages.resnet8x4_role_wise.epochs=2",
+        "stages.resnet20_alone.epochs=1",
+        "stages.resnet20_kd.epochs=1",
+        "stages.resnet8x4_search.train_size=140",
+        "stages.resnet8x4_search.val_size=60",
+        "stages.resnet8x4_search.workers=1",
+        "stages.resnet8x4_search.strategy.population=2",
+        "stages.resnet8x4_search.strategy.interval=1",
+        "stages.resnet8x4_search.trial.epochs=2",
+    ];
+    for s in tiny {
+        args.push("--set".into());
+        args.push(s.into());
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(dir, &argv);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run_dir = dir.join("run");
+    // The imported teachers were evaluated on the test split (untrained weights: about
+    // chance on these synthetic images, but a real number from a real forward pass).
+    for t in ["resnet32x4", "resnet56"] {
+        let s = stage_summary(&run_dir.join(t));
+        let acc = s["final_test_acc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{t}: {s}");
+        assert!(run_dir.join(t).join("checkpoint/model.json").is_file());
+    }
+    for st in [
+        "resnet8x4_alone",
+        "resnet8x4_kd",
+        "resnet8x4_role_wise",
+        "resnet20_alone",
+        "resnet20_kd",
+    ] {
+        let m = metrics(&run_dir.join(st));
+        assert!(!m.is_empty(), "{st}");
+        let last = m.last().unwrap();
+        assert!(
+            last["loss"]["total"].as_f64().unwrap().is_finite(),
+            "{st}: {last}"
+        );
+        assert!(last["test_top5"].as_f64().unwrap() >= last["test_acc"].as_f64().unwrap());
+    }
+    // The distilled students used their teachers: a KD term and agreement figures.
+    for st in ["resnet8x4_kd", "resnet20_kd", "resnet8x4_role_wise"] {
+        let last = metrics(&run_dir.join(st)).pop().unwrap();
+        assert!(last["loss"]["kd"].as_f64().unwrap() > 0.0, "{st}: {last}");
+        assert!(last["test_agreement"].is_number(), "{st}: {last}");
+    }
+    assert!(run_dir.join("resnet8x4_search/schedule.json").is_file());
+    // A student exports for PyTorch with 100 classes.
+    let o = run(
+        dir,
+        &[
+            "export",
+            "run/resnet20_kd/checkpoint",
+            "-o",
+            "resnet20.safetensors",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

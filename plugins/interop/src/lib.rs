@@ -4,10 +4,12 @@
 //!   Python;
 //! - [`names`]: rolekd's parameter names against RepDistiller's and torchvision's;
 //! - [`import`]: a PyTorch state_dict as a rolekd checkpoint (`teacher:`, `init:`);
-//! - [`export`]: a checkpoint as a PyTorch state_dict or TorchScript, and its logits.
+//! - [`export`]: a checkpoint as a PyTorch state_dict or TorchScript, and its logits;
+//! - [`stage`]: the `import` stage kind (a PyTorch teacher inside a pipeline).
 
 pub mod export;
 pub mod import;
 pub mod names;
+pub mod stage;
 pub mod torch_file;
 pub mod torch_pickle;

@@ -1,0 +1,145 @@
+//! `import`: a stage kind that brings a PyTorch teacher into a pipeline, so a run starts
+//! from the public teachers every published KD table uses (`teacher: ${t.checkpoint}`).
+//!
+//! ```yaml
+//! resnet32x4:
+//!   kind: import
+//!   file: teachers/resnet32x4_vanilla.pth
+//!   from: repdistiller          # pytorch (default) | repdistiller | torchvision
+//!   model: {type: resnet32x4}
+//! ```
+//! The checkpoint is then evaluated on the test split, so the report shows what the
+//! imported teacher scores on this data.
+
+use crate::import::{import, Source};
+use rolekd_core::artifact::ArtifactKind;
+use rolekd_core::config::Params;
+use rolekd_core::layout;
+use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
+use rolekd_core::trainer::{evaluate, load_model, spec_of, split_tensor};
+use rolekd_core::{register_plugin, Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportParams {
+    /// The `.pth`/`.pt`/`.safetensors` state_dict.
+    file: PathBuf,
+    /// Whose names the file uses.
+    #[serde(default = "default_from")]
+    from: String,
+    /// The rolekd model the weights are for (checked in `build`).
+    #[allow(dead_code)]
+    model: serde_yaml_ng::Value,
+}
+
+fn default_from() -> String {
+    "pytorch".into()
+}
+
+struct ImportStage {
+    p: ImportParams,
+    source: Source,
+    model: Params,
+}
+
+const SOURCES: [&str; 3] = ["pytorch", "repdistiller", "torchvision"];
+
+fn build(params: &Params) -> Result<Box<dyn Stage>> {
+    let p: ImportParams = params.parse()?;
+    let source = match p.from.as_str() {
+        "pytorch" => Source::Pytorch,
+        "repdistiller" => Source::RepDistiller,
+        "torchvision" => Source::Torchvision,
+        other => {
+            return Err(params
+                .child_error(
+                    "from",
+                    format!(
+                        "`{other}`: expected one of {}{}",
+                        SOURCES.join(", "),
+                        rolekd_core::config::did_you_mean(other, &SOURCES)
+                    ),
+                )
+                .into())
+        }
+    };
+    let model = params.get("model").expect("parsed above");
+    let model_type = model.type_name()?;
+    crate::names::Scheme::of_model(&model_type).map_err(|e| model.error(e.to_string()))?;
+    Ok(Box::new(ImportStage { p, source, model }))
+}
+
+impl Stage for ImportStage {
+    fn outputs(&self) -> Vec<OutputDecl> {
+        vec![OutputDecl {
+            name: "checkpoint".into(),
+            kind: ArtifactKind::Checkpoint,
+        }]
+    }
+
+    fn run(&self, ctx: &StageCtx<'_>) -> Result<StageResult> {
+        let data = (ctx.data)()?;
+        let want = spec_of(&data);
+        let out = ctx.dir.join("checkpoint");
+        let r = import(
+            &self.p.file,
+            self.source,
+            &self.model,
+            want.height,
+            want.width,
+            &out,
+        )?;
+        if r.spec != want {
+            let _ = std::fs::remove_dir_all(&out);
+            return Err(Error::Data(format!(
+                "{}: the weights take {} channels and give {} classes; the dataset has {} and {}",
+                self.p.file.display(),
+                r.spec.in_channels,
+                r.spec.num_classes,
+                want.in_channels,
+                want.num_classes
+            )));
+        }
+        let built = load_model(&out, &want, ctx.device)?;
+        let (x, y) = split_tensor(&data.test, &data.mean, &data.std, ctx.device);
+        layout::vars_channels_last(&built.vs);
+        let ev = evaluate(
+            built.model.as_ref(),
+            &layout::channels_last(&x),
+            &y,
+            256,
+            ctx.precision,
+        );
+        ctx.progress.log(&format!(
+            "{}: imported {} tensors from {}; test accuracy {:.4}",
+            ctx.name,
+            r.tensors,
+            self.p.file.display(),
+            ev.acc
+        ));
+        let mut summary = BTreeMap::new();
+        summary.insert("final_test_acc".to_string(), ev.acc);
+        summary.insert("test_loss".to_string(), ev.loss);
+        summary.insert("test_ece".to_string(), ev.ece);
+        if let Some(v) = ev.top5 {
+            summary.insert("test_top5".to_string(), v);
+        }
+        let mut outputs = BTreeMap::new();
+        outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
+        Ok(StageResult {
+            outputs,
+            summary,
+            ..Default::default()
+        })
+    }
+}
+
+register_plugin!(
+    Stage,
+    "import",
+    "A PyTorch state_dict (file, from: pytorch|repdistiller|torchvision, model) as a checkpoint, evaluated on the test split",
+    build
+);
