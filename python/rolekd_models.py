@@ -31,6 +31,7 @@ __all__ = [
     "resnet110",
     "resnet8x4",
     "resnet32x4",
+    "resnet18_cifar",
     "wrn_16_2",
     "wrn_40_2",
 ]
@@ -75,23 +76,27 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCifar(nn.Module):
-    """rolekd's `resnet-cifar`: depth 6n + 2, stages of width w, 2w, 4w after a 3x3 stem."""
+    """rolekd's `resnet-cifar`: depth 6n + 2, stages of width w, 2w, 4w after a 3x3 stem
+    (`stages=[(width, blocks), ...]` for other layouts, e.g. `resnet18_cifar`)."""
 
     def __init__(self, depth=20, width=16, stem_width=None, num_classes=10, in_channels=3,
-                 activation_bits=32, quantize_first_last=False):
+                 activation_bits=32, quantize_first_last=False, stages=None):
         super().__init__()
-        assert depth >= 8 and (depth - 2) % 6 == 0, "depth must be 6n + 2"
-        n = (depth - 2) // 6
+        if stages is None:
+            assert depth >= 8 and (depth - 2) % 6 == 0, "depth must be 6n + 2"
+            n = (depth - 2) // 6
+            stages = [(width, n), (2 * width, n), (4 * width, n)]
         stem = stem_width or width
         self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.act = Act(activation_bits)
         last_bits = activation_bits if quantize_first_last else 32
         c = stem
-        for s, w in enumerate([width, 2 * width, 4 * width]):
+        self.n_stages = len(stages)
+        for s, (w, n) in enumerate(stages):
             blocks = []
             for b in range(n):
-                last = s == 2 and b == n - 1
+                last = s == len(stages) - 1 and b == n - 1
                 stride = 2 if s > 0 and b == 0 else 1
                 blocks.append(BasicBlock(c, w, stride, activation_bits,
                                          last_bits if last else activation_bits))
@@ -101,7 +106,8 @@ class ResNetCifar(nn.Module):
 
     def forward(self, x):
         x = self.act(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
+        for s in range(self.n_stages):
+            x = getattr(self, f"layer{s + 1}")(x)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
@@ -171,5 +177,7 @@ def resnet56(**kw): return ResNetCifar(56, 16, **kw)
 def resnet110(**kw): return ResNetCifar(110, 16, **kw)
 def resnet8x4(**kw): return ResNetCifar(8, 64, stem_width=32, **kw)
 def resnet32x4(**kw): return ResNetCifar(32, 64, stem_width=32, **kw)
+def resnet18_cifar(**kw):
+    return ResNetCifar(width=64, stages=[(64, 2), (128, 2), (256, 2), (512, 2)], **kw)
 def wrn_16_2(**kw): return WideResNet(16, 2, **kw)
 def wrn_40_2(**kw): return WideResNet(40, 2, **kw)
