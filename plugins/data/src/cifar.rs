@@ -6,7 +6,7 @@
 //! - the python version, torchvision's download (`cifar-10-batches-py`,
 //!   `cifar-100-python`): the same files without `.bin`, each a pickled dict whose `data` is
 //!   a numpy uint8 array [N, 3072] of the same planes and whose `labels` (CIFAR-10) or
-//!   `fine_labels` (CIFAR-100) is a list of ints. Read by [`crate::pickle`].
+//!   `fine_labels` (CIFAR-100) is a list of ints. Read by `rolekd-pickle`.
 //!
 //! The python version is an automatic fallback of the same dataset types, not a type of
 //! its own: a pipeline names `cifar10` / `cifar100` whichever version is unpacked, and the
@@ -16,12 +16,12 @@
 //! versions (torchvision's `root`), is read through that subfolder. Any file may be gzipped.
 
 use crate::files::{find_plain_or_gz, read_maybe_gz};
-use crate::pickle::{self, Value};
 use crate::split::{assemble, path_key, SplitParams};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::data::{DataSplit, Dataset};
 use rolekd_core::rng::Seed;
 use rolekd_core::{Error, Result};
+use rolekd_pickle::{self as pickle, Value};
 use std::path::{Path, PathBuf};
 
 /// Side of a CIFAR image.

@@ -2,14 +2,13 @@
 //!
 //! - [`mnist`]: `fashion-mnist` and `mnist`, read from IDX files (gzip or raw).
 //! - [`cifar`]: `cifar10` and `cifar100`, read from CIFAR's binary version or, when the
-//!   directory holds it instead, its python version (torchvision's pickles, via [`pickle`]).
+//!   directory holds it instead, its python version (torchvision's pickles, via `rolekd-pickle`).
 //! - [`folder`]: `image-folder`, one subfolder of PNG / JPEG / BMP images per class.
 //! - [`tensors`]: `tensors`, uint8 images and int64 labels in safetensors files.
 //! - [`split`]: the parameters every dataset shares (`path`, `train_size`, `val_size`,
 //!   `test_size`, `normalize`) and the seeded train / validation / test split.
 //! - [`files`]: reading a file whole, gunzipping it when it starts with the gzip magic.
 //! - [`idx`]: the IDX format.
-//! - [`pickle`]: a strict reader of the Python pickles CIFAR's python version is made of.
 //!
 //! Every loader validates what it reads and reports a bad file as [`rolekd_core::Error::Data`]
 //! naming the file and what is wrong with it.
@@ -19,7 +18,6 @@ pub mod files;
 pub mod folder;
 pub mod idx;
 pub mod mnist;
-pub mod pickle;
 pub mod split;
 pub mod tensors;
 

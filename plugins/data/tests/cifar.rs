@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rolekd_data::pickle::{self, Value};
+use rolekd_pickle::{self as pickle, Value};
 use std::path::{Path, PathBuf};
 
 /// One record: label byte(s), then the R, G, B planes. Pixel (x, y) of record `i` has

@@ -1,6 +1,6 @@
 //! rolekd-interop: rolekd and PyTorch.
 //!
-//! - [`torch_file`] and [`torch_pickle`]: read `torch.save` files (zip + pickle) without
+//! - [`torch_file`]: reads `torch.save` files (zip + pickle, via `rolekd-pickle`) without
 //!   Python;
 //! - [`names`]: rolekd's parameter names against RepDistiller's and torchvision's;
 //! - [`import`]: a PyTorch state_dict as a rolekd checkpoint (`teacher:`, `init:`);
@@ -12,4 +12,3 @@ pub mod import;
 pub mod names;
 pub mod stage;
 pub mod torch_file;
-pub mod torch_pickle;

@@ -2,12 +2,12 @@
 //! pickle whose tensors point at raw storages under `data/`). The legacy (pre-1.6) format
 //! is refused with the one line that converts it.
 
-use crate::torch_pickle::{named_refs, unpickle, Value};
 use rolekd_core::{Error, Result};
+use rolekd_pickle::{load_torch, StorageKind, TensorRef, Value};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// The tensors of a `torch.save` file, named by their dotted path (`model.conv1.weight`
 /// for `{'model': state_dict}`), in file order.
@@ -53,12 +53,12 @@ pub fn read_torch_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
         }
     }
     let pkl = read(&mut zip, &pkl_name)?;
-    let value = unpickle(&pkl, &format!("{origin}: {pkl_name}"))?;
+    let value = load_torch(&pkl).map_err(|e| bad(format!("{pkl_name}: {e}")))?;
     let mut refs = Vec::new();
     named_refs(&value, "", &mut refs);
     if refs.is_empty() {
         let what = match &value {
-            Value::Object(name) => format!("a pickled `{name}` object"),
+            Value::Opaque(name) => format!("a pickled `{name}` object"),
             _ => "no tensors".to_string(),
         };
         return Err(bad(format!(
@@ -68,17 +68,19 @@ pub fn read_torch_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let mut storages: HashMap<String, Tensor> = HashMap::new();
     let mut out = Vec::with_capacity(refs.len());
     for (name, r) in refs {
-        if !storages.contains_key(&r.storage) {
-            let bytes = read(&mut zip, &format!("{root}data/{}", r.storage))?;
-            let elem = r.kind.elt_size_in_bytes();
+        let key = &r.storage.key;
+        let kind = tch_kind(r.storage.kind);
+        if !storages.contains_key(key) {
+            let bytes = read(&mut zip, &format!("{root}data/{key}"))?;
+            let elem = kind.elt_size_in_bytes();
             if bytes.len() % elem != 0 {
-                return Err(bad(format!("storage {} has a partial element", r.storage)));
+                return Err(bad(format!("storage {key} has a partial element")));
             }
-            let t = Tensor::f_from_data_size(&bytes, &[(bytes.len() / elem) as i64], r.kind)
-                .map_err(|e| bad(format!("storage {}: {e}", r.storage)))?;
-            storages.insert(r.storage.clone(), t);
+            let t = Tensor::f_from_data_size(&bytes, &[(bytes.len() / elem) as i64], kind)
+                .map_err(|e| bad(format!("storage {key}: {e}")))?;
+            storages.insert(key.clone(), t);
         }
-        let s = &storages[&r.storage];
+        let s = &storages[key];
         let numel = s.size()[0];
         let last = r.offset
             + r.size
@@ -87,7 +89,7 @@ pub fn read_torch_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
                 .map(|(n, st)| (n - 1).max(0) * st)
                 .sum::<i64>();
         if r.size.contains(&0) {
-            out.push((name, Tensor::zeros(&r.size, (r.kind, tch::Device::Cpu))));
+            out.push((name, Tensor::zeros(&r.size, (kind, tch::Device::Cpu))));
             continue;
         }
         if last >= numel || r.offset < 0 {
@@ -102,4 +104,51 @@ pub fn read_torch_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
         out.push((name, t));
     }
     Ok(out)
+}
+
+fn tch_kind(k: StorageKind) -> Kind {
+    match k {
+        StorageKind::Float => Kind::Float,
+        StorageKind::Double => Kind::Double,
+        StorageKind::Half => Kind::Half,
+        StorageKind::BFloat16 => Kind::BFloat16,
+        StorageKind::Long => Kind::Int64,
+        StorageKind::Int => Kind::Int,
+        StorageKind::Short => Kind::Int16,
+        StorageKind::Char => Kind::Int8,
+        StorageKind::Byte => Kind::Uint8,
+        StorageKind::Bool => Kind::Bool,
+    }
+}
+
+/// Every tensor in `v`, named by the dotted path of dict keys and list indices.
+fn named_refs(v: &Value, prefix: &str, out: &mut Vec<(String, TensorRef)>) {
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        Value::Tensor(t) => out.push((prefix.to_string(), t.clone())),
+        Value::Dict(d) => {
+            for (k, x) in d {
+                let key = match k {
+                    Value::Int(i) => i.to_string(),
+                    other => match other.text() {
+                        Some(t) => t,
+                        None => continue,
+                    },
+                };
+                named_refs(x, &join(&key), out);
+            }
+        }
+        Value::List(l) | Value::Tuple(l) => {
+            for (i, x) in l.iter().enumerate() {
+                named_refs(x, &join(&i.to_string()), out);
+            }
+        }
+        _ => {}
+    }
 }

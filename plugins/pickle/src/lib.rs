@@ -1,4 +1,6 @@
-//! A small, strict reader of the Python pickles CIFAR's python version is made of.
+//! rolekd-pickle: a small, strict reader of the Python pickles rolekd reads: the numpy
+//! pickles of CIFAR's python version ([`load`]) and the `data.pkl` of `torch.save` files
+//! ([`load_torch`]).
 //!
 //! Why hand-written: `serde-pickle` cannot rebuild numpy arrays (it has no `BUILD` and
 //! only resolves a few builtin globals), and the image data of every CIFAR batch is a
@@ -23,6 +25,13 @@
 //!
 //! Globals: `numpy.core.multiarray._reconstruct` (also `numpy._core.…`), `numpy.ndarray`,
 //! `numpy.dtype`, `numpy.core.numeric._frombuffer` (also `numpy._core.…`), `_codecs.encode`.
+//!
+//! [`load_torch`] reads `torch.save`'s pickles as well: storages named by persistent ids
+//! (`BINPERSID`), tensors rebuilt by `torch._utils._rebuild_tensor_v2` (and
+//! `_rebuild_parameter`) as [`TensorRef`]s over them, `collections.OrderedDict`; any other
+//! object (an optimizer's class, a numpy scalar kept beside the weights) becomes
+//! [`Value::Opaque`] instead of an error, so a training checkpoint reads for its tensors.
+//! Still nothing is called or imported.
 //!
 //! Limits: a list, dict or array fetched again from the memo (one object referenced twice)
 //! is refused, since this reader copies values rather than sharing them; CIFAR's pickles
@@ -53,6 +62,62 @@ pub enum Value {
     Dtype(Dtype),
     /// One of the callables this reader knows.
     Global(Global),
+    /// A `torch.save` storage, named by a persistent id ([`load_torch`] only).
+    Storage(Storage),
+    /// A tensor view of a storage ([`load_torch`] only).
+    Tensor(TensorRef),
+    /// An object this reader does not rebuild, named by what built it ([`load_torch`] only).
+    Opaque(Rc<str>),
+}
+
+/// The element types of `torch.save` storages (their legacy class names, as pickled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    Float,
+    Double,
+    Half,
+    BFloat16,
+    Long,
+    Int,
+    Short,
+    Char,
+    Byte,
+    Bool,
+}
+
+impl StorageKind {
+    const ALL: [(&'static str, StorageKind); 10] = [
+        ("FloatStorage", StorageKind::Float),
+        ("DoubleStorage", StorageKind::Double),
+        ("HalfStorage", StorageKind::Half),
+        ("BFloat16Storage", StorageKind::BFloat16),
+        ("LongStorage", StorageKind::Long),
+        ("IntStorage", StorageKind::Int),
+        ("ShortStorage", StorageKind::Short),
+        ("CharStorage", StorageKind::Char),
+        ("ByteStorage", StorageKind::Byte),
+        ("BoolStorage", StorageKind::Bool),
+    ];
+
+    fn from_class(name: &str) -> Option<StorageKind> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+}
+
+/// A storage: its element type and its file (`data/<key>`) in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    pub kind: StorageKind,
+    pub key: String,
+}
+
+/// A tensor as `torch.save` describes it: a strided view of a storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorRef {
+    pub storage: Storage,
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
 }
 
 /// The callables a pickle may name.
@@ -69,6 +134,14 @@ pub enum Global {
     FromBuffer,
     /// `_codecs.encode(text, 'latin1')`: Python 3's protocol-2 spelling of `bytes`.
     CodecsEncode,
+    /// `collections.OrderedDict` (state_dicts).
+    OrderedDict,
+    /// `torch._utils._rebuild_tensor_v2` / `_rebuild_tensor`.
+    RebuildTensor,
+    /// `torch._utils._rebuild_parameter` / `_rebuild_parameter_with_state`.
+    RebuildParameter,
+    /// `torch.FloatStorage` and the other storage classes, in persistent ids.
+    TorchStorage(StorageKind),
 }
 
 impl Global {
@@ -81,6 +154,12 @@ impl Global {
             ("numpy", "dtype") => Global::Dtype,
             ("numpy.core.numeric" | "numpy._core.numeric", "_frombuffer") => Global::FromBuffer,
             ("_codecs", "encode") => Global::CodecsEncode,
+            ("collections", "OrderedDict") => Global::OrderedDict,
+            ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => Global::RebuildTensor,
+            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+                Global::RebuildParameter
+            }
+            ("torch", class) => Global::TorchStorage(StorageKind::from_class(class)?),
             _ => return None,
         })
     }
@@ -174,6 +253,9 @@ impl Value {
             },
             Value::Dtype(_) => "a dtype".into(),
             Value::Global(g) => format!("the callable {g:?}"),
+            Value::Storage(st) => format!("a {:?} storage", st.kind),
+            Value::Tensor(t) => format!("a tensor of shape {:?}", t.size),
+            Value::Opaque(name) => format!("a `{name}` object"),
         }
     }
 
@@ -260,10 +342,23 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Memo>,
+    /// `torch.save`'s objects understood, anything else opaque.
+    torch: bool,
 }
 
 /// Reads one pickle (the first, if the bytes hold several) and returns its value.
 pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
+    run(bytes, false)
+}
+
+/// Reads the `data.pkl` of a `torch.save` archive: tensors come back as [`TensorRef`]s
+/// (the caller reads their storages from the archive), unknown objects as
+/// [`Value::Opaque`].
+pub fn load_torch(bytes: &[u8]) -> Result<Value, PickleError> {
+    run(bytes, true)
+}
+
+fn run(bytes: &[u8], torch: bool) -> Result<Value, PickleError> {
     let mut m = Machine {
         bytes,
         pos: 0,
@@ -271,6 +366,7 @@ pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        torch,
     };
     m.run()
 }
@@ -602,9 +698,21 @@ impl<'a> Machine<'a> {
                     let i = u32::from_le_bytes(self.fixed()?) as u64;
                     self.get(i)?;
                 }
+                b'Q' if self.torch => {
+                    // BINPERSID
+                    let pid = self.pop()?;
+                    let v = self.persistent(pid)?;
+                    self.stack.push(v);
+                }
+                0x81 if self.torch => {
+                    // NEWOBJ: cls.__new__(cls, *args), not rebuilt.
+                    self.pop()?;
+                    let cls = self.pop()?;
+                    self.stack.push(opaque(&cls));
+                }
                 _ => {
                     return self.err(format!(
-                        "unsupported opcode 0x{op:02x} ({:?}); this reader knows the opcodes of CIFAR's python pickles only",
+                        "unsupported opcode 0x{op:02x} ({:?}); this reader knows the opcodes of CIFAR's python pickles and torch.save's only",
                         op as char
                     ))
                 }
@@ -615,6 +723,7 @@ impl<'a> Machine<'a> {
     fn global(&self, module: &str, name: &str) -> Result<Value, PickleError> {
         match Global::resolve(module, name) {
             Some(g) => Ok(Value::Global(g)),
+            None if self.torch => Ok(Value::Opaque(Rc::from(format!("{module}.{name}")))),
             None => self.err(format!(
                 "unsupported global `{module}.{name}`; this reader only rebuilds numpy arrays and byte strings"
             )),
@@ -622,6 +731,11 @@ impl<'a> Machine<'a> {
     }
 
     fn reduce(&self, callable: Value, args: Value) -> Result<Value, PickleError> {
+        if self.torch {
+            if let Some(v) = self.torch_reduce(&callable, &args)? {
+                return Ok(v);
+            }
+        }
         let Value::Global(g) = callable else {
             return self.err(format!(
                 "REDUCE on {}, expected a callable",
@@ -733,6 +847,10 @@ impl<'a> Machine<'a> {
     }
 
     fn build(&self, obj: Value, state: Value) -> Result<Value, PickleError> {
+        // torch.save: an OrderedDict's `_metadata`, an opaque object's fields: not needed.
+        if self.torch && matches!(obj, Value::Dict(_) | Value::Opaque(_) | Value::Tensor(_)) {
+            return Ok(obj);
+        }
         let Value::Tuple(state) = state else {
             return self.err(format!("BUILD with {} as state", state.kind()));
         };
@@ -771,6 +889,82 @@ impl<'a> Machine<'a> {
             }
             other => self.err(format!("BUILD on {}", other.kind())),
         }
+    }
+}
+
+/// The object an opaque value stands for: what built it.
+fn opaque(callable: &Value) -> Value {
+    match callable {
+        Value::Opaque(name) => Value::Opaque(name.clone()),
+        other => Value::Opaque(Rc::from(other.kind())),
+    }
+}
+
+impl Machine<'_> {
+    /// `('storage', torch.FloatStorage, key, location, numel)`.
+    fn persistent(&self, pid: Value) -> Result<Value, PickleError> {
+        match &pid {
+            Value::Tuple(t) => match t.as_slice() {
+                [tag, Value::Global(Global::TorchStorage(kind)), key, ..]
+                    if tag.text().as_deref() == Some("storage") =>
+                {
+                    match key.text() {
+                        Some(key) => Ok(Value::Storage(Storage { kind: *kind, key })),
+                        None => self.err(format!("storage key {}", key.kind())),
+                    }
+                }
+                _ => self.err("a persistent id that is not a torch storage"),
+            },
+            other => self.err(format!("a persistent id that is {}", other.kind())),
+        }
+    }
+
+    /// The torch-mode calls: None when the call is for the numpy rules.
+    fn torch_reduce(&self, callable: &Value, args: &Value) -> Result<Option<Value>, PickleError> {
+        let g = match callable {
+            Value::Global(g) => *g,
+            Value::Opaque(_) => return Ok(Some(opaque(callable))),
+            _ => return Ok(None),
+        };
+        let Value::Tuple(args) = args else {
+            return Ok(None);
+        };
+        Ok(Some(match (g, args.as_slice()) {
+            (Global::OrderedDict, _) => Value::Dict(Vec::new()),
+            (Global::RebuildParameter, [t, ..]) => t.clone(),
+            (
+                Global::RebuildTensor,
+                [Value::Storage(storage), Value::Int(offset), Value::Tuple(size), Value::Tuple(stride), ..],
+            ) => {
+                let ints = |v: &[Value]| -> Option<Vec<i64>> {
+                    v.iter()
+                        .map(|x| match x {
+                            Value::Int(i) => Some(*i),
+                            _ => None,
+                        })
+                        .collect()
+                };
+                let (Some(size), Some(stride)) = (ints(size), ints(stride)) else {
+                    return self.err("a tensor whose size or stride is not a tuple of ints");
+                };
+                if size.len() != stride.len() {
+                    return self.err("a tensor whose size and stride differ in length");
+                }
+                Value::Tensor(TensorRef {
+                    storage: storage.clone(),
+                    offset: *offset,
+                    size,
+                    stride,
+                })
+            }
+            (Global::RebuildTensor | Global::RebuildParameter, a) => {
+                return self.err(format!(
+                    "unexpected arguments to {g:?} ({} values)",
+                    a.len()
+                ))
+            }
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -849,5 +1043,76 @@ mod tests {
         p.extend([b'(', b'K', 3, b'U', 1, b'|', b't', b'b']);
         p.extend([0x89, b'U', 3, 1, 2, 3, b't', b'b', b'.']);
         assert!(err(&p).contains("a uint8 array of shape [4] needs 4 bytes of data, found 3"));
+    }
+
+    /// `torch.save({'model': OrderedDict(w=torch.arange(6.).view(2, 3).t(),
+    /// n=torch.tensor(5)), 'epoch': 7})`'s `data.pkl`, from PyTorch 2.11.
+    const TORCH_SAVE: [u8; 269] = [
+        128, 2, 125, 113, 0, 40, 88, 5, 0, 0, 0, 109, 111, 100, 101, 108, 113, 1, 99, 99, 111, 108,
+        108, 101, 99, 116, 105, 111, 110, 115, 10, 79, 114, 100, 101, 114, 101, 100, 68, 105, 99,
+        116, 10, 113, 2, 41, 82, 113, 3, 40, 88, 1, 0, 0, 0, 119, 113, 4, 99, 116, 111, 114, 99,
+        104, 46, 95, 117, 116, 105, 108, 115, 10, 95, 114, 101, 98, 117, 105, 108, 100, 95, 116,
+        101, 110, 115, 111, 114, 95, 118, 50, 10, 113, 5, 40, 40, 88, 7, 0, 0, 0, 115, 116, 111,
+        114, 97, 103, 101, 113, 6, 99, 116, 111, 114, 99, 104, 10, 70, 108, 111, 97, 116, 83, 116,
+        111, 114, 97, 103, 101, 10, 113, 7, 88, 1, 0, 0, 0, 48, 113, 8, 88, 3, 0, 0, 0, 99, 112,
+        117, 113, 9, 75, 6, 116, 113, 10, 81, 75, 0, 75, 3, 75, 2, 134, 113, 11, 75, 1, 75, 3, 134,
+        113, 12, 137, 104, 2, 41, 82, 113, 13, 116, 113, 14, 82, 113, 15, 88, 1, 0, 0, 0, 110, 113,
+        16, 104, 5, 40, 40, 104, 6, 99, 116, 111, 114, 99, 104, 10, 76, 111, 110, 103, 83, 116,
+        111, 114, 97, 103, 101, 10, 113, 17, 88, 1, 0, 0, 0, 49, 113, 18, 104, 9, 75, 1, 116, 113,
+        19, 81, 75, 0, 41, 41, 137, 104, 2, 41, 82, 113, 20, 116, 113, 21, 82, 113, 22, 117, 88, 5,
+        0, 0, 0, 101, 112, 111, 99, 104, 113, 23, 75, 7, 117, 46,
+    ];
+
+    #[test]
+    fn torch_save_tensors_come_back_as_storage_views() {
+        let v = load_torch(&TORCH_SAVE).unwrap();
+        assert_eq!(v.get("epoch"), Some(&Value::Int(7)));
+        let model = v.get("model").unwrap();
+        assert_eq!(model.keys(), ["w", "n"]);
+        // The transposed view: shape (3, 2), strides (1, 3) over storage "0".
+        assert_eq!(
+            model.get("w"),
+            Some(&Value::Tensor(TensorRef {
+                storage: Storage {
+                    kind: StorageKind::Float,
+                    key: "0".into()
+                },
+                offset: 0,
+                size: vec![3, 2],
+                stride: vec![1, 3],
+            }))
+        );
+        let Some(Value::Tensor(n)) = model.get("n") else {
+            panic!("{model:?}")
+        };
+        assert_eq!((n.storage.kind, n.size.len()), (StorageKind::Long, 0));
+        // The strict reader (CIFAR's) refuses what only torch.save files hold.
+        assert!(load(&TORCH_SAVE)
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported call of OrderedDict"));
+    }
+
+    #[test]
+    fn torch_mode_keeps_unknown_objects_opaque_and_refuses_truncation() {
+        // {'opt': optim.SGD-like object via NEWOBJ, 'x': numpy-free REDUCE of a class}.
+        let mut p = vec![0x80, 2, b'}', b'(', 0x8c, 3, b'o', b'p', b't'];
+        p.extend(b"ctorch.optim.sgd\nSGD\n");
+        p.extend([b')', 0x81, 0x8c, 1, b'x']);
+        p.extend(b"cnumpy.core.multiarray\nscalar\n");
+        p.extend([b')', b'R', b'}', b'b', b'u', b'.']);
+        let v = load_torch(&p).unwrap();
+        assert_eq!(
+            v.get("opt"),
+            Some(&Value::Opaque(Rc::from("torch.optim.sgd.SGD")))
+        );
+        assert_eq!(
+            v.get("x"),
+            Some(&Value::Opaque(Rc::from("numpy.core.multiarray.scalar")))
+        );
+        for cut in [1, 20, 100, 268] {
+            let e = load_torch(&TORCH_SAVE[..cut]).unwrap_err().to_string();
+            assert!(e.starts_with("pickle byte"), "{cut}: {e}");
+        }
     }
 }
