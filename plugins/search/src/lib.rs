@@ -24,6 +24,7 @@ pub mod space;
 pub mod stage;
 pub mod store;
 pub mod strategy;
+pub mod test_servers;
 pub mod trials;
 pub mod worker;
 

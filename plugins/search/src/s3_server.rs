@@ -5,7 +5,8 @@
 //!
 //! moto lives in its own venv, `$ROLEKD_CACHE/venv-moto-<version>` (default cache
 //! `~/.cache/rolekd`), made on first use with `python3 -m venv` and pip; when that is
-//! impossible (no python3, no PyPI) [`start_or_skip`] says so loudly and the test skips.
+//! impossible (no python3, no PyPI) [`start_or_skip`] fails the test (skips it only when
+//! `ROLEKD_ALLOW_SKIP_SERVERS` is set: [`crate::test_servers`]).
 
 use rolekd_core::{Error, Result};
 use std::io::{Read, Write};
@@ -132,15 +133,11 @@ impl Drop for TestS3 {
     }
 }
 
-/// Starts a server, or prints why not, loudly, and returns `None` so the test skips.
+/// Starts a server; when it cannot, fails the test (or, with `ROLEKD_ALLOW_SKIP_SERVERS`
+/// set, says why loudly and returns `None` so the test skips).
 pub fn start_or_skip(test: &str) -> Option<TestS3> {
     match TestS3::start() {
         Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!!! SKIPPING the S3 part of `{test}`: {e}");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-            None
-        }
+        Err(e) => crate::test_servers::skip_or_fail("S3", test, e),
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! When no `initdb` is found (`PATH`, then `/usr/lib/postgresql/*/bin`), [`TestServer::start`]
 //! installs Debian's `postgresql` package non-interactively if it may (root or password-less
-//! sudo); when that is impossible it returns an error, and tests print it loudly and skip.
+//! sudo); when that is impossible it returns an error, and [`start_or_skip`] fails the test
+//! (skips it only when `ROLEKD_ALLOW_SKIP_SERVERS` is set: [`crate::test_servers`]).
 
 use rolekd_core::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -261,15 +262,11 @@ impl Drop for TestServer {
     }
 }
 
-/// Starts a server, or prints why not, loudly, and returns `None` so the test skips.
+/// Starts a server; when it cannot, fails the test (or, with `ROLEKD_ALLOW_SKIP_SERVERS`
+/// set, says why loudly and returns `None` so the test skips).
 pub fn start_or_skip(test: &str) -> Option<TestServer> {
     match TestServer::start() {
         Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!!! SKIPPING the PostgreSQL part of `{test}`: {e}");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-            None
-        }
+        Err(e) => crate::test_servers::skip_or_fail("PostgreSQL", test, e),
     }
 }
