@@ -2,7 +2,6 @@
 //! renamed, so a reader never sees half a file; a lock keeps two runs out of one directory.
 
 use crate::error::{Error, Result};
-use fs2::FileExt;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -77,7 +76,12 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        if file.try_lock_exclusive().is_err() {
+        // The standard library's advisory lock (flock on Linux), released when the file
+        // closes, also when the process is killed.
+        if let Err(e) = file.try_lock() {
+            if let std::fs::TryLockError::Error(e) = e {
+                return Err(Error::io(&path, e));
+            }
             let holder = fs::read_to_string(&path).unwrap_or_default();
             return Err(Error::Invalid(format!(
                 "run directory {} is in use by another rolekd-run ({}); wait for it or choose --run-dir",
