@@ -1,9 +1,15 @@
 //! Evaluating a model on a whole split: top-1 and top-5 accuracy, cross-entropy, expected
 //! calibration error, and the predictions (for agreement with another model).
 
+use super::roles::load_model;
+use crate::checkpoint::SpecRecord;
+use crate::error::Result;
+use crate::layout;
 use crate::plugin::model::Model;
 use crate::precision::{to_fp32, Autocast, Precision};
-use tch::{Kind, Tensor};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
 
 /// Equal-width confidence bins of the expected calibration error (Guo et al., "On
 /// Calibration of Modern Neural Networks", ICML 2017, use 15).
@@ -29,6 +35,45 @@ impl Evaluation {
     pub fn agreement(&self, other: &Tensor) -> f64 {
         agreement(&self.predictions, other)
     }
+
+    /// The figures under `<split>_acc`, `_loss`, `_ece`, `_top5` (and `final_test_acc`
+    /// for the test split), as stage summaries carry them.
+    pub fn summary(&self, split: &str) -> BTreeMap<String, f64> {
+        let mut s = BTreeMap::new();
+        s.insert(format!("{split}_acc"), self.acc);
+        s.insert(format!("{split}_loss"), self.loss);
+        s.insert(format!("{split}_ece"), self.ece);
+        if let Some(v) = self.top5 {
+            s.insert(format!("{split}_top5"), v);
+        }
+        if split == "test" {
+            s.insert("final_test_acc".into(), self.acc);
+        }
+        s
+    }
+}
+
+/// Loads the checkpoint in `dir` for `spec` and evaluates it on `x`, `y` (channels-last,
+/// as the trainer evaluates: faster convolutions, same accuracy).
+pub fn evaluate_checkpoint(
+    dir: &Path,
+    spec: &SpecRecord,
+    x: &Tensor,
+    y: &Tensor,
+    batch: usize,
+    device: Device,
+    precision: Precision,
+) -> Result<Evaluation> {
+    let built = load_model(dir, spec, device)?;
+    layout::vars_channels_last(&built.vs);
+    let x = layout::channels_last(x);
+    Ok(evaluate(
+        built.model.as_ref(),
+        &x,
+        y,
+        batch.max(1),
+        precision,
+    ))
 }
 
 /// Fraction of equal entries of two prediction vectors.

@@ -29,7 +29,9 @@ mod step;
 mod weights;
 
 pub use build::{build_spec, build_spec_probing};
-pub use eval::{agreement, evaluate, expected_calibration_error, Evaluation, ECE_BINS};
+pub use eval::{
+    agreement, evaluate, evaluate_checkpoint, expected_calibration_error, Evaluation, ECE_BINS,
+};
 pub use events::scalars_of;
 pub use loader::{batches_per_epoch, epoch_order, split_tensor, Batch, LoaderSpec, ViewSpec};
 pub use metrics::{

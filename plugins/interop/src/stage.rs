@@ -14,9 +14,8 @@
 use crate::import::{import, Source};
 use rolekd_core::artifact::ArtifactKind;
 use rolekd_core::config::Params;
-use rolekd_core::layout;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
-use rolekd_core::trainer::{evaluate, load_model, spec_of, split_tensor};
+use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -103,16 +102,8 @@ impl Stage for ImportStage {
                 want.num_classes
             )));
         }
-        let built = load_model(&out, &want, ctx.device)?;
         let (x, y) = split_tensor(&data.test, &data.mean, &data.std, ctx.device);
-        layout::vars_channels_last(&built.vs);
-        let ev = evaluate(
-            built.model.as_ref(),
-            &layout::channels_last(&x),
-            &y,
-            256,
-            ctx.precision,
-        );
+        let ev = evaluate_checkpoint(&out, &want, &x, &y, 256, ctx.device, ctx.precision)?;
         ctx.progress.log(&format!(
             "{}: imported {} tensors from {}; test accuracy {:.4}",
             ctx.name,
@@ -120,13 +111,7 @@ impl Stage for ImportStage {
             self.p.file.display(),
             ev.acc
         ));
-        let mut summary = BTreeMap::new();
-        summary.insert("final_test_acc".to_string(), ev.acc);
-        summary.insert("test_loss".to_string(), ev.loss);
-        summary.insert("test_ece".to_string(), ev.ece);
-        if let Some(v) = ev.top5 {
-            summary.insert("test_top5".to_string(), v);
-        }
+        let summary = ev.summary("test");
         let mut outputs = BTreeMap::new();
         outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
         Ok(StageResult {

@@ -2,10 +2,9 @@
 
 use rolekd_core::artifact::{ArtifactKind, CheckpointPath};
 use rolekd_core::config::Params;
-use rolekd_core::layout;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::rundir::write_json;
-use rolekd_core::trainer::{evaluate, load_model, spec_of, split_tensor};
+use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -59,25 +58,27 @@ impl Stage for EvaluateStage {
 
     fn run(&self, ctx: &StageCtx<'_>) -> Result<StageResult> {
         let data = (ctx.data)()?;
-        let built = load_model(self.p.checkpoint.path(), &spec_of(&data), ctx.device)?;
+        let spec = spec_of(&data);
         let split = if self.p.split == "val" {
             &data.val
         } else {
             &data.test
         };
         let (x, y) = split_tensor(split, &data.mean, &data.std, ctx.device);
-        // Channels-last, as the trainer evaluates (faster convolutions, same accuracy).
-        layout::vars_channels_last(&built.vs);
-        let x = layout::channels_last(&x);
-        let batch = self.p.batch_size.max(1);
-        let ev = evaluate(built.model.as_ref(), &x, &y, batch, ctx.precision);
+        let eval = |dir: &std::path::Path| {
+            evaluate_checkpoint(
+                dir,
+                &spec,
+                &x,
+                &y,
+                self.p.batch_size,
+                ctx.device,
+                ctx.precision,
+            )
+        };
+        let ev = eval(self.p.checkpoint.path())?;
         let agreement = match &self.p.teacher {
-            Some(t) => {
-                let teacher = load_model(t.path(), &spec_of(&data), ctx.device)?;
-                layout::vars_channels_last(&teacher.vs);
-                let tev = evaluate(teacher.model.as_ref(), &x, &y, batch, ctx.precision);
-                Some(ev.agreement(&tev.predictions))
-            }
+            Some(t) => Some(ev.agreement(&eval(t.path())?.predictions)),
             None => None,
         };
         ctx.progress.log(&format!(
@@ -94,19 +95,9 @@ impl Stage for EvaluateStage {
                 .unwrap_or_default(),
             split.len()
         ));
-        let split_name = &self.p.split;
-        let mut summary = BTreeMap::new();
-        summary.insert(format!("{split_name}_acc"), ev.acc);
-        summary.insert(format!("{split_name}_loss"), ev.loss);
-        summary.insert(format!("{split_name}_ece"), ev.ece);
-        if let Some(v) = ev.top5 {
-            summary.insert(format!("{split_name}_top5"), v);
-        }
+        let mut summary = ev.summary(&self.p.split);
         if let Some(v) = agreement {
-            summary.insert(format!("{split_name}_agreement"), v);
-        }
-        if self.p.split == "test" {
-            summary.insert("final_test_acc".into(), ev.acc);
+            summary.insert(format!("{}_agreement", self.p.split), v);
         }
         write_json(&ctx.dir.join("metrics.json"), &summary)?;
         let mut outputs = BTreeMap::new();
