@@ -27,6 +27,7 @@ pub mod strategy;
 pub mod test_servers;
 pub mod trials;
 pub mod worker;
+pub mod worker_spec;
 
 /// Called by the binary so the linker keeps this crate's plugin registrations.
 pub fn link() {}

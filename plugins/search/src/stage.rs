@@ -26,7 +26,7 @@
 //! them all on GPU N ([`worker_device`]).
 //!
 //! Scale-out: when it initialises the population the stage records a
-//! [`crate::worker::WorkerSpec`] in the store, so `rolekd-run worker --store URL --run NAME`
+//! [`crate::worker_spec::WorkerSpec`] in the store, so `rolekd-run worker --store URL --run NAME`
 //! processes (other machines with `store: postgres://...`) train members alongside its own
 //! threads; `workers: 0` leaves all the training to them and only waits and reports.
 //! Their published states go to `checkpoints:` (an object store: `file:///shared/path` or
@@ -39,7 +39,7 @@ use crate::report::write_outputs;
 use crate::space::{self, check_genes, SearchSpace};
 use crate::store::{self, transact};
 use crate::trials::{buffer_names, trial_dir, OnDevice, TrainerTrials};
-use crate::worker::{device_name, WorkerSpec, SPEC_KEY};
+use crate::worker_spec::{device_name, WorkerSpec, SPEC_KEY};
 use rand::seq::SliceRandom;
 use rolekd_core::artifact::ArtifactKind;
 use rolekd_core::config::Params;
