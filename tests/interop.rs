@@ -114,6 +114,20 @@ fn tensorboard_reads_back_every_stage_and_member() {
     }
     let results = results_by_member_epoch(&run_dir.join("search"));
     assert!(close(search["member_1/reward"][1].1, results[&(1, 2)]));
+    // Each picture's data beside it: rewards, the schedule, the run's curves.
+    let rewards = std::fs::read_to_string(run_dir.join("search/rewards.csv")).unwrap();
+    assert_eq!(rewards.lines().next(), Some("member,epoch,reward"));
+    assert_eq!(rewards.lines().count(), 1 + results.len(), "{rewards}");
+    let schedule = std::fs::read_to_string(run_dir.join("search/schedule.csv")).unwrap();
+    assert_eq!(
+        schedule.lines().next(),
+        Some("epoch,op,probability,magnitude")
+    );
+    let curves = std::fs::read_to_string(run_dir.join("curves.csv")).unwrap();
+    let teacher_rows = curves.lines().filter(|l| l.starts_with("teacher,")).count();
+    assert_eq!(teacher_rows, 2, "{curves}");
+    let svg = std::fs::read_to_string(run_dir.join("curves.svg")).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 3, "{svg}");
     assert!(
         tb.keys().any(|k| k.starts_with("search/trials/")),
         "{:?}",

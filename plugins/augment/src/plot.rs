@@ -1,302 +1,14 @@
-//! Pictures without a plotting stack: a small PNG encoder, a 3x5 pixel font, PBA's two
-//! schedule plots (per-op probability and magnitude over epochs, stacked) and a preview
-//! grid of augmented images.
+//! PBA's two schedule plots (per-op probability and magnitude over epochs, stacked, with
+//! their data as CSV beside the PNG) and a preview grid of augmented images, drawn with
+//! `rolekd-plot`.
 
 use crate::ops::pba::PbaOp;
 use crate::schedule::Schedule;
-use flate2::write::ZlibEncoder;
-use flate2::Compression;
 use rolekd_core::plugin::image::Image;
 use rolekd_core::Result;
-use std::io::Write;
+pub use rolekd_plot::{Canvas, EpochChart};
+use rolekd_plot::{BLACK, WHITE};
 use std::path::Path;
-
-/// An RGB canvas.
-#[derive(Clone, Debug)]
-pub struct Canvas {
-    pub width: usize,
-    pub height: usize,
-    pub data: Vec<u8>,
-}
-
-impl Canvas {
-    pub fn new(width: usize, height: usize, background: [u8; 3]) -> Canvas {
-        Canvas {
-            width,
-            height,
-            data: background.repeat(width * height),
-        }
-    }
-
-    pub fn get(&self, x: usize, y: usize) -> [u8; 3] {
-        let i = (y * self.width + x) * 3;
-        [self.data[i], self.data[i + 1], self.data[i + 2]]
-    }
-
-    pub fn set(&mut self, x: usize, y: usize, c: [u8; 3]) {
-        if x < self.width && y < self.height {
-            let i = (y * self.width + x) * 3;
-            self.data[i..i + 3].copy_from_slice(&c);
-        }
-    }
-
-    /// Fills `[x0, x1) x [y0, y1)` (clipped).
-    pub fn fill(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, c: [u8; 3]) {
-        for y in y0..y1.min(self.height) {
-            for x in x0..x1.min(self.width) {
-                self.set(x, y, c);
-            }
-        }
-    }
-
-    /// Writes `text` (upper-cased; unknown characters as blanks) with its top-left corner at
-    /// (x, y), each font pixel `scale` pixels wide.
-    pub fn text(&mut self, x: usize, y: usize, text: &str, scale: usize, c: [u8; 3]) {
-        for (k, ch) in text.chars().enumerate() {
-            let rows = glyph(ch.to_ascii_uppercase());
-            let gx = x + k * 4 * scale;
-            for (r, bits) in rows.iter().enumerate() {
-                for col in 0..3 {
-                    if bits & (0b100 >> col) != 0 {
-                        self.fill(
-                            gx + col * scale,
-                            y + r * scale,
-                            gx + (col + 1) * scale,
-                            y + (r + 1) * scale,
-                            c,
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// The width in pixels of `text` at `scale`.
-    pub fn text_width(text: &str, scale: usize) -> usize {
-        text.chars().count() * 4 * scale
-    }
-
-    /// The canvas as PNG bytes.
-    pub fn to_png(&self) -> Vec<u8> {
-        encode_png_rgb(self.width, self.height, &self.data)
-    }
-
-    /// Writes the canvas as a PNG file (atomically: a reader never sees half a picture).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        rolekd_core::rundir::write_atomic(path, &self.to_png())
-    }
-
-    /// A straight line `width` pixels thick (Bresenham), clipped to the canvas.
-    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), col: [u8; 3], width: i64) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        loop {
-            for ox in 0..width {
-                for oy in 0..width {
-                    let (px, py) = (x + ox - width / 2, y + oy - width / 2);
-                    if px >= 0 && py >= 0 {
-                        self.set(px as usize, py as usize, col);
-                    }
-                }
-            }
-            if x == x1 && y == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y += sy;
-            }
-        }
-    }
-
-    /// Copies `other` onto this canvas with its top-left corner at (x, y), clipped.
-    pub fn blit(&mut self, other: &Canvas, x: usize, y: usize) {
-        for oy in 0..other.height {
-            for ox in 0..other.width {
-                self.set(x + ox, y + oy, other.get(ox, oy));
-            }
-        }
-    }
-}
-
-/// The frame of a line chart of values in [0, 1] over epochs (a run's accuracy curves, a
-/// search's rewards): the value range padded around the data, the pixel mapping, grid,
-/// axes, tick labels and title.
-#[derive(Clone, Copy, Debug)]
-pub struct EpochChart {
-    pub left: i64,
-    pub top: i64,
-    pub width: i64,
-    pub height: i64,
-    pub epochs: usize,
-    pub lo: f64,
-    pub hi: f64,
-}
-
-impl EpochChart {
-    /// A 640x400 plot area at (70, 40) whose value range covers the finite `values`.
-    pub fn new(values: impl IntoIterator<Item = f64>, epochs: usize) -> EpochChart {
-        let (mut lo, mut hi) = values
-            .into_iter()
-            .filter(|v| v.is_finite())
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                (a.min(v), b.max(v))
-            });
-        if !lo.is_finite() {
-            (lo, hi) = (0.0, 1.0);
-        }
-        let pad = ((hi - lo) * 0.08).max(0.005);
-        lo = (lo - pad).max(0.0);
-        hi = (hi + pad).min(1.0).max(lo + 0.01);
-        EpochChart {
-            left: 70,
-            top: 40,
-            width: 640,
-            height: 400,
-            epochs: epochs.max(1),
-            lo,
-            hi,
-        }
-    }
-
-    /// The x pixel of epoch `e`.
-    pub fn x(&self, e: usize) -> i64 {
-        self.left + (e as i64 * self.width) / self.epochs as i64
-    }
-
-    /// The y pixel of value `v`.
-    pub fn y(&self, v: f64) -> i64 {
-        self.top + self.height
-            - ((v - self.lo) / (self.hi - self.lo) * self.height as f64).round() as i64
-    }
-
-    /// Grid, axes, six value ticks labelled by `label`, up to eleven epoch ticks, `title`.
-    pub fn draw_frame(&self, c: &mut Canvas, title: &str, label: impl Fn(f64) -> String) {
-        const FRAME_GRID: [u8; 3] = [228, 228, 228];
-        let (left, top, pw, ph) = (self.left, self.top, self.width, self.height);
-        for k in 0..=5 {
-            let v = self.lo + (self.hi - self.lo) * k as f64 / 5.0;
-            let y = self.y(v);
-            c.line((left, y), (left + pw, y), FRAME_GRID, 1);
-            let text = label(v);
-            let x = (left as usize).saturating_sub(Canvas::text_width(&text, 2) + 6);
-            c.text(x, (y - 5).max(0) as usize, &text, 2, BLACK);
-        }
-        let step = self.epochs.div_ceil(10).max(1);
-        for e in (0..=self.epochs).step_by(step) {
-            let x = self.x(e);
-            c.line((x, top), (x, top + ph), FRAME_GRID, 1);
-            let text = e.to_string();
-            let lx = (x as usize).saturating_sub(Canvas::text_width(&text, 2) / 2);
-            c.text(lx, (top + ph + 8) as usize, &text, 2, BLACK);
-        }
-        c.line((left, top + ph), (left + pw, top + ph), BLACK, 1);
-        c.line((left, top), (left, top + ph), BLACK, 1);
-        c.text(left as usize, 12, title, 2, BLACK);
-    }
-}
-
-/// 3x5 glyphs, one row per entry, bit 2 = left column.
-fn glyph(c: char) -> [u8; 5] {
-    match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'A' => [2, 5, 7, 5, 5],
-        'B' => [6, 5, 6, 5, 6],
-        'C' => [3, 4, 4, 4, 3],
-        'D' => [6, 5, 5, 5, 6],
-        'E' => [7, 4, 6, 4, 7],
-        'F' => [7, 4, 6, 4, 4],
-        'G' => [3, 4, 5, 5, 3],
-        'H' => [5, 5, 7, 5, 5],
-        'I' => [7, 2, 2, 2, 7],
-        'J' => [1, 1, 1, 5, 2],
-        'K' => [5, 5, 6, 5, 5],
-        'L' => [4, 4, 4, 4, 7],
-        'M' => [5, 7, 7, 5, 5],
-        'N' => [6, 5, 5, 5, 5],
-        'O' => [2, 5, 5, 5, 2],
-        'P' => [6, 5, 6, 4, 4],
-        'Q' => [2, 5, 5, 6, 3],
-        'R' => [6, 5, 6, 5, 5],
-        'S' => [3, 4, 2, 1, 6],
-        'T' => [7, 2, 2, 2, 2],
-        'U' => [5, 5, 5, 5, 7],
-        'V' => [5, 5, 5, 5, 2],
-        'W' => [5, 5, 7, 7, 5],
-        'X' => [5, 5, 2, 5, 5],
-        'Y' => [5, 5, 2, 2, 2],
-        'Z' => [7, 1, 2, 4, 7],
-        '.' => [0, 0, 0, 0, 2],
-        ',' => [0, 0, 0, 2, 4],
-        '-' => [0, 0, 7, 0, 0],
-        ':' => [0, 2, 0, 2, 0],
-        '/' => [1, 1, 2, 4, 4],
-        '(' => [2, 4, 4, 4, 2],
-        ')' => [2, 1, 1, 1, 2],
-        '=' => [0, 7, 0, 7, 0],
-        '+' => [0, 2, 7, 2, 0],
-        '_' => [0, 0, 0, 0, 7],
-        _ => [0; 5],
-    }
-}
-
-fn crc32(chunks: &[&[u8]]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for data in chunks {
-        for &b in *data {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-    }
-    !crc
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    out.extend_from_slice(&crc32(&[kind, data]).to_be_bytes());
-}
-
-/// Encodes 8-bit RGB pixels (row-major) as a PNG (filter 0 on every row, zlib).
-pub fn encode_png_rgb(width: usize, height: usize, rgb: &[u8]) -> Vec<u8> {
-    assert_eq!(rgb.len(), width * height * 3, "RGB buffer size");
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::with_capacity(13);
-    ihdr.extend_from_slice(&(width as u32).to_be_bytes());
-    ihdr.extend_from_slice(&(height as u32).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
-    for row in rgb.chunks(width * 3) {
-        z.write_all(&[0]).expect("in-memory write");
-        z.write_all(row).expect("in-memory write");
-    }
-    chunk(&mut out, b"IDAT", &z.finish().expect("in-memory zlib"));
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
 
 /// 15 distinguishable colours, one per PBA op in gene order.
 pub const OP_COLOURS: [[u8; 3]; 15] = [
@@ -317,8 +29,6 @@ pub const OP_COLOURS: [[u8; 3]; 15] = [
     [197, 176, 213],
 ];
 
-const WHITE: [u8; 3] = [255, 255, 255];
-const BLACK: [u8; 3] = [0, 0, 0];
 const GRID: [u8; 3] = [225, 225, 225];
 
 /// Where the plots sit on the canvas (pixels).
@@ -502,7 +212,28 @@ const NO_OP_COLOUR: [u8; 3] = [200, 0, 0];
 /// Writes [`plot_canvas`] as a PNG file.
 pub fn plot_png(schedule: &Schedule, path: &Path) -> Result<()> {
     schedule.validate()?;
-    plot_canvas(schedule).save(path)
+    plot_canvas(schedule).save(path)?;
+    write_series_csv(schedule, &path.with_extension("csv"))
+}
+
+/// What the plot draws, as `epoch, op, probability, magnitude` (both slots summed; only
+/// the ops applied in that epoch).
+pub fn write_series_csv(schedule: &Schedule, path: &Path) -> Result<()> {
+    let (probs, mags) = per_op_series(schedule);
+    let mut rows = Vec::new();
+    for (e, (p, m)) in probs.iter().zip(&mags).enumerate() {
+        for (k, op) in PbaOp::ALL.iter().enumerate() {
+            if p[k] > 0.0 {
+                rows.push(vec![
+                    e.to_string(),
+                    op.name().to_string(),
+                    format!("{}", p[k]),
+                    format!("{}", m[k]),
+                ]);
+            }
+        }
+    }
+    rolekd_plot::write_csv(path, &["epoch", "op", "probability", "magnitude"], &rows)
 }
 
 /// The colour uncovered pixels are drawn in by the preview grid.
@@ -578,55 +309,9 @@ pub fn preview_grid_png(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::read::ZlibDecoder;
-    use std::io::Read;
 
-    /// Decodes what [`encode_png_rgb`] writes (filter 0, one IDAT), checking CRCs.
     fn decode(png: &[u8]) -> (usize, usize, Vec<u8>) {
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        let (mut at, mut w, mut h, mut idat) = (8, 0, 0, Vec::new());
-        while at < png.len() {
-            let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
-            let kind = &png[at + 4..at + 8];
-            let data = &png[at + 8..at + 8 + len];
-            let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
-            assert_eq!(crc, crc32(&[kind, data]));
-            match kind {
-                b"IHDR" => {
-                    w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
-                    h = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
-                    assert_eq!(&data[8..], &[8, 2, 0, 0, 0]);
-                }
-                b"IDAT" => idat.extend_from_slice(data),
-                _ => {}
-            }
-            at += 12 + len;
-        }
-        let mut raw = Vec::new();
-        ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
-        let mut rgb = Vec::new();
-        for row in raw.chunks(w * 3 + 1) {
-            assert_eq!(row[0], 0);
-            rgb.extend_from_slice(&row[1..]);
-        }
-        assert_eq!(rgb.len(), w * h * 3);
-        (w, h, rgb)
-    }
-
-    #[test]
-    fn crc_of_known_input() {
-        // The standard check value of CRC-32.
-        assert_eq!(crc32(&[b"123456789"]), 0xCBF4_3926);
-        // IEND's fixed CRC.
-        assert_eq!(crc32(&[b"IEND"]), 0xAE42_6082);
-    }
-
-    #[test]
-    fn png_round_trips() {
-        let rgb: Vec<u8> = (0..5 * 3 * 3).map(|i| (i * 17) as u8).collect();
-        let (w, h, back) = decode(&encode_png_rgb(5, 3, &rgb));
-        assert_eq!((w, h), (5, 3));
-        assert_eq!(back, rgb);
+        rolekd_plot::png::decode_rgb(png).unwrap()
     }
 
     #[test]

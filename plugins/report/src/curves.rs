@@ -2,18 +2,19 @@
 //! searched schedule's plot side by side.
 
 use crate::scan::RunScan;
-use rolekd_augment::plot::{plot_canvas, Canvas, EpochChart, OP_COLOURS};
+use rolekd_augment::plot::{plot_canvas, OP_COLOURS};
 use rolekd_augment::schedule;
 use rolekd_core::Result;
+use rolekd_plot::{svg_lines, write_csv, Canvas, EpochChart, Line, BLACK, WHITE};
+use std::path::{Path, PathBuf};
 
-const WHITE: [u8; 3] = [255, 255, 255];
-const BLACK: [u8; 3] = [0, 0, 0];
-
-/// Test accuracy over epochs, one line per train/distill stage (first seed), with a legend.
-/// None when no stage has per-epoch test accuracy yet.
-pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
-    let (_, stages) = run.seeds.first()?;
-    let series: Vec<(&str, Vec<(usize, f64)>)> = stages
+/// (stage, [(epoch, test accuracy)]) of every train/distill stage of the first seed that
+/// has per-epoch test accuracy.
+fn accuracy_series(run: &RunScan) -> Vec<(&str, Vec<(usize, f64)>)> {
+    let Some((_, stages)) = run.seeds.first() else {
+        return Vec::new();
+    };
+    stages
         .iter()
         .map(|s| {
             let points = s
@@ -24,7 +25,57 @@ pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
             (s.name.as_str(), points)
         })
         .filter(|(_, p)| !p.is_empty())
+        .collect()
+}
+
+/// The curves' data beside `curves.png`: `curves.csv` (stage, epoch, test_acc) and
+/// `curves.svg` (the same chart, zoomable). Returns the files written.
+pub fn write_curve_data(run: &RunScan, dir: &Path) -> Result<Vec<PathBuf>> {
+    let series = accuracy_series(run);
+    if series.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Vec<String>> = series
+        .iter()
+        .flat_map(|(name, pts)| {
+            pts.iter()
+                .map(move |(e, a)| vec![name.to_string(), e.to_string(), a.to_string()])
+        })
         .collect();
+    let csv = dir.join("curves.csv");
+    write_csv(&csv, &["stage", "epoch", "test_acc"], &rows)?;
+    let chart = EpochChart::new(series.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)), 1);
+    let epochs = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|x| x.0))
+        .max()
+        .unwrap_or(1);
+    let lines: Vec<Line> = series
+        .iter()
+        .enumerate()
+        .map(|(k, (name, pts))| Line {
+            name: name.to_string(),
+            colour: OP_COLOURS[k % OP_COLOURS.len()],
+            points: pts.iter().map(|&(e, a)| (e as f64, a)).collect(),
+        })
+        .collect();
+    let svg = dir.join("curves.svg");
+    let text = svg_lines(
+        "Test accuracy per epoch",
+        "epoch",
+        &lines,
+        epochs as f64,
+        chart.lo,
+        chart.hi,
+    );
+    rolekd_core::rundir::write_atomic(&svg, text.as_bytes())?;
+    Ok(vec![csv, svg])
+}
+
+/// Test accuracy over epochs, one line per train/distill stage (first seed), with a legend.
+/// None when no stage has per-epoch test accuracy yet.
+pub fn accuracy_curves(run: &RunScan) -> Option<Canvas> {
+    let series = accuracy_series(run);
     if series.is_empty() {
         return None;
     }

@@ -21,8 +21,8 @@ pub struct ReportFiles {
     pub pictures: Vec<PathBuf>,
 }
 
-/// Writes `report.md`, `curves.png` and (when the run searched schedules) `schedules.png`
-/// into `run_dir`.
+/// Writes `report.md`, `curves.png` (its data as `curves.csv` and `curves.svg`) and (when
+/// the run searched schedules) `schedules.png` into `run_dir`.
 pub fn write_report(run_dir: &Path) -> Result<ReportFiles> {
     let run = scan_run(run_dir)?;
     let mut pictures = Vec::new();
@@ -30,6 +30,7 @@ pub fn write_report(run_dir: &Path) -> Result<ReportFiles> {
     if let Some(canvas) = curves::accuracy_curves(&run) {
         canvas.save(&curves_path)?;
         pictures.push(curves_path);
+        curves::write_curve_data(&run, run_dir)?;
     }
     let schedules_path = run_dir.join("schedules.png");
     if let Some(canvas) = curves::schedules_side_by_side(&run)? {

@@ -4,6 +4,8 @@
 //! schedule.json              the best member's lineage (rolekd-schedule/1), `${stage.schedule}`
 //! schedule.png               its plot (per-op probability and magnitude over epochs)
 //! rewards.png                every member's reward over epochs, exploits marked
+//! rewards.csv                its data (member, epoch, reward)
+//! schedule.csv               the schedule plot's data (epoch, op, probability, magnitude)
 //! results.jsonl              one line per member and epoch: reward (val acc), train acc, loss
 //! members.json               per member: final reward, exploits, lineage
 //! trials/<k>/schedule.json   every member's lineage
@@ -16,9 +18,10 @@ use crate::population::Snapshot;
 use crate::space::SearchSpace;
 use crate::store::Event;
 use crate::trials::trial_dir;
-use rolekd_augment::plot::{Canvas, EpochChart, OP_COLOURS};
+use rolekd_augment::plot::OP_COLOURS;
 use rolekd_core::rundir::{write_atomic, write_json};
 use rolekd_core::{Error, Result};
+use rolekd_plot::{write_csv, Canvas, EpochChart, BLACK, WHITE};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -78,6 +81,22 @@ pub fn write_outputs(
         &dir.join("rewards.png"),
         &rewards_plot(snap, epochs).to_png(),
     )?;
+    let reward_rows: Vec<Vec<String>> = snap
+        .results
+        .iter()
+        .map(|r| {
+            vec![
+                r.member.to_string(),
+                r.epoch.to_string(),
+                r.reward.to_string(),
+            ]
+        })
+        .collect();
+    write_csv(
+        &dir.join("rewards.csv"),
+        &["member", "epoch", "reward"],
+        &reward_rows,
+    )?;
 
     let mut lines = String::new();
     for r in &snap.results {
@@ -133,8 +152,6 @@ pub fn write_outputs(
     })
 }
 
-const WHITE: [u8; 3] = [255, 255, 255];
-const BLACK: [u8; 3] = [0, 0, 0];
 const LINK: [u8; 3] = [150, 150, 150];
 
 /// An X marker of half-size `r`.
