@@ -192,29 +192,63 @@ fn three_kinds() -> String {
     strategy: {{type: pba, population: 4, interval: 1}}
     trial:
       model: {{type: small-cnn, channels: [4, 8]}}
-      epochs: 3
+      epochs: 4
       batch_size: 50
       optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
   teacher:
     kind: train
     model: {{type: small-cnn, channels: [8, 16]}}
     augment: {{type: pba-schedule, schedule: \"${{search.schedule}}\"}}
-    epochs: 3
+    epochs: 5
     batch_size: 100
   student:
     kind: distill
     teacher: ${{teacher.checkpoint}}
     model: {{type: small-cnn, channels: [4, 8]}}
-    epochs: 3
+    epochs: 5
     batch_size: 100
     loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
 "
     )
 }
 
-/// Starts the pipeline and SIGKILLs it once `after` progress lines about epochs have
-/// appeared; returns false when it finished first.
-fn run_and_kill(cwd: &Path, args: &[&str], after: usize) -> bool {
+/// Where a kill lands: once `epochs` epochs of `stage` have finished since the (re)start,
+/// then `fraction` of that epoch's duration later: at a moment inside the next epoch (or
+/// right at its start when the fraction is near 0).
+struct KillPoint {
+    stage: &'static str,
+    epochs: usize,
+    fraction: f64,
+}
+
+/// Twelve kill points, four in each stage, at seeded fractions (0 to 0.8) of an epoch
+/// after an epoch of their stage finished. Each waits for one finished epoch and kills
+/// within the next, so every rerun makes at most about one epoch of progress and every
+/// point is reached before the run can end (search: 4 members x 4 epochs; teacher and
+/// student: 5 epochs each).
+fn kill_points() -> Vec<KillPoint> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15; // xorshift64, fixed seed: the same points every run
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    ["search", "teacher", "student"]
+        .iter()
+        .flat_map(|&stage| (0..4).map(move |_| stage))
+        .map(|stage| KillPoint {
+            stage,
+            epochs: 1,
+            fraction: (next() % 81) as f64 / 100.0,
+        })
+        .collect()
+}
+
+/// Runs the pipeline and SIGKILLs it at `point`. Panics when the process ends by itself
+/// first: a crash, or a run that finished before the point (then the point list is wrong).
+fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) {
+    use std::os::unix::process::ExitStatusExt;
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(cwd)
@@ -222,19 +256,47 @@ fn run_and_kill(cwd: &Path, args: &[&str], after: usize) -> bool {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A finished epoch of the stage (a search member's line is `search/m3: epoch 2/4 ...`).
+    let own = |l: &str| {
+        l.strip_prefix(point.stage).is_some_and(|rest| {
+            rest.starts_with(": epoch ") || rest.starts_with("/m") && rest.contains(": epoch ")
+        }) && l.contains(" loss ")
+    };
     let mut seen = 0;
-    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+    let mut log = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
-        if line.contains("epoch") {
+        log.push_str(&line);
+        log.push('\n');
+        if own(&line) {
             seen += 1;
-            if seen == after {
+            if seen == point.epochs {
+                // The epoch's own duration, from the line's `(... img/s, 0.1s)`.
+                let secs: f64 = line
+                    .rsplit(", ")
+                    .next()
+                    .and_then(|t| t.trim_end_matches("s)").parse().ok())
+                    .unwrap_or(0.0_f64)
+                    .max(0.02);
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs * point.fraction));
                 let _ = child.kill();
                 break;
             }
         }
     }
+    // Drain what is left so the child never blocks on a full pipe before the kill lands.
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
     let status = child.wait().unwrap();
-    status.success()
+    let _ = drain.join();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the run ended by itself ({status}) before the kill point in `{}` after {} epoch(s) + {} of one:\n{log}",
+        point.stage,
+        point.epochs,
+        point.fraction
+    );
 }
 
 #[test]
@@ -245,22 +307,15 @@ fn sigkill_at_many_points_resumes_to_the_uninterrupted_result() {
     let o = run(d.path(), &[p, "--run-dir", "a"]);
     assert!(o.status.success(), "{}", stderr(&o));
 
-    // Kill points spread over the search, the teacher and the student; each rerun
-    // resumes and is killed again a little later, until a rerun finishes.
-    let mut kills = 0;
-    let mut finished = false;
-    for after in [3, 7, 4, 9, 5, 2, 6, 8, 3, 5, 4, 6] {
-        if run_and_kill(d.path(), &[p, "--run-dir", "b"], after) {
-            finished = true;
-            break;
-        }
-        kills += 1;
+    // Every kill point must land (each one a SIGKILL, not an exit), in order through the
+    // search, the teacher and the student; then a last rerun finishes the run.
+    let points = kill_points();
+    assert_eq!(points.len(), 12);
+    for point in &points {
+        run_and_kill(d.path(), &[p, "--run-dir", "b"], point);
     }
-    if !finished {
-        let o = run(d.path(), &[p, "--run-dir", "b"]);
-        assert!(o.status.success(), "{}", stderr(&o));
-    }
-    assert!(kills >= 5, "only {kills} kills landed");
+    let o = run(d.path(), &[p, "--run-dir", "b"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     assert_eq!(
         results_by_member_epoch(&a.join("search")),
