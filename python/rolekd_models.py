@@ -32,6 +32,9 @@ __all__ = [
     "resnet8x4",
     "resnet32x4",
     "resnet18_cifar",
+    "VGG",
+    "vgg8",
+    "vgg13",
     "wrn_16_2",
     "wrn_40_2",
 ]
@@ -168,6 +171,43 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+_VGG = {
+    8: [[64], [128], [256], [512], [512]],
+    11: [[64], [128], [256, 256], [512, 512], [512, 512]],
+    13: [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    16: [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    19: [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
+}
+
+
+class VGG(nn.Module):
+    """rolekd's `vgg-cifar` with RepDistiller's names: `blockK` of (conv, BN, act) triples
+    (the convs carry a bias, zero in exported rolekd models), max-pool after blocks 0-3,
+    global average pooling, `classifier`."""
+
+    def __init__(self, depth=13, num_classes=10, in_channels=3, activation_bits=32,
+                 quantize_first_last=False):
+        super().__init__()
+        c = in_channels
+        last_bits = activation_bits if quantize_first_last else 32
+        for b, widths in enumerate(_VGG[depth]):
+            layers = []
+            for k, w in enumerate(widths):
+                last = b == 4 and k == len(widths) - 1
+                layers += [nn.Conv2d(c, w, 3, 1, 1), nn.BatchNorm2d(w),
+                           Act(last_bits if last else activation_bits)]
+                c = w
+            setattr(self, f"block{b}", nn.Sequential(*layers))
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        for b in range(5):
+            x = getattr(self, f"block{b}")(x)
+            if b < 4:
+                x = F.max_pool2d(x, 2, 2)
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def resnet8(**kw): return ResNetCifar(8, 16, **kw)
 def resnet14(**kw): return ResNetCifar(14, 16, **kw)
 def resnet20(**kw): return ResNetCifar(20, 16, **kw)
@@ -179,5 +219,7 @@ def resnet8x4(**kw): return ResNetCifar(8, 64, stem_width=32, **kw)
 def resnet32x4(**kw): return ResNetCifar(32, 64, stem_width=32, **kw)
 def resnet18_cifar(**kw):
     return ResNetCifar(width=64, stages=[(64, 2), (128, 2), (256, 2), (512, 2)], **kw)
+def vgg8(**kw): return VGG(8, **kw)
+def vgg13(**kw): return VGG(13, **kw)
 def wrn_16_2(**kw): return WideResNet(16, 2, **kw)
 def wrn_40_2(**kw): return WideResNet(40, 2, **kw)

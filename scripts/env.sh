@@ -10,16 +10,18 @@ set -euo pipefail
 ROLEKD_CACHE="${ROLEKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rolekd}"
 ROLEKD_VENV="${ROLEKD_VENV:-$ROLEKD_CACHE/venv-torch-2.11.0}"
 TORCH_VERSION="2.11.0"
+TORCHVISION_VERSION="0.26.0"   # the release built against torch 2.11
 
 log() { echo "[rolekd setup] $*" >&2; }
 
 ensure_torch() {
   if [ -x "$ROLEKD_VENV/bin/python" ] && \
      "$ROLEKD_VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.startswith('$TORCH_VERSION') else 1)" 2>/dev/null; then
-    # safetensors came later (the PyTorch round-trip tests and `export` users need it).
-    if ! "$ROLEKD_VENV/bin/python" -c "import safetensors" 2>/dev/null; then
-      log "installing safetensors into $ROLEKD_VENV"
-      "$ROLEKD_VENV/bin/python" -m pip install --quiet safetensors
+    # safetensors and torchvision came later (the PyTorch round-trip tests, `export` and
+    # `import --from torchvision` users need them).
+    if ! "$ROLEKD_VENV/bin/python" -c "import safetensors, torchvision" 2>/dev/null; then
+      log "installing safetensors and torchvision==$TORCHVISION_VERSION into $ROLEKD_VENV"
+      "$ROLEKD_VENV/bin/python" -m pip install --quiet safetensors "torchvision==$TORCHVISION_VERSION"
     fi
     return
   fi
@@ -29,7 +31,7 @@ ensure_torch() {
   py="$(command -v python3)"
   "$py" -m venv "$ROLEKD_VENV"
   "$ROLEKD_VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$ROLEKD_VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy pillow safetensors
+  "$ROLEKD_VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" numpy pillow safetensors
 }
 
 ensure_dataset() {

@@ -199,33 +199,32 @@ fn three_kinds() -> String {
     kind: train
     model: {{type: small-cnn, channels: [8, 16]}}
     augment: {{type: pba-schedule, schedule: \"${{search.schedule}}\"}}
-    epochs: 5
+    epochs: 6
     batch_size: 100
   student:
     kind: distill
     teacher: ${{teacher.checkpoint}}
     model: {{type: small-cnn, channels: [4, 8]}}
-    epochs: 5
+    epochs: 6
     batch_size: 100
     loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
 "
     )
 }
 
-/// Where a kill lands: once `epochs` epochs of `stage` have finished since the (re)start,
-/// then `fraction` of that epoch's duration later: at a moment inside the next epoch (or
-/// right at its start when the fraction is near 0).
+/// Where a kill lands: once the log shows `stage` at epoch `epoch` or later (a finished
+/// epoch of a train or distill stage, a search's "member reported epoch" line), then
+/// `fraction` of an epoch's duration later: at a moment inside the next epoch (or right at
+/// its start when the fraction is near 0). Targets are absolute epochs, so a reader that
+/// lags behind a busy machine's log still kills before the stage ends.
 struct KillPoint {
     stage: &'static str,
-    epochs: usize,
+    epoch: usize,
     fraction: f64,
 }
 
-/// Twelve kill points, four in each stage, at seeded fractions (0 to 0.8) of an epoch
-/// after an epoch of their stage finished. Each waits for one finished epoch and kills
-/// within the next, so every rerun makes at most about one epoch of progress and every
-/// point is reached before the run can end (search: 4 members x 4 epochs; teacher and
-/// student: 5 epochs each).
+/// Twelve kill points, four in each stage (search: 4 epochs; teacher and student: 6), at
+/// seeded fractions (0 to 0.8) of an epoch after their target epoch.
 fn kill_points() -> Vec<KillPoint> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15; // xorshift64, fixed seed: the same points every run
     let mut next = move || {
@@ -234,15 +233,30 @@ fn kill_points() -> Vec<KillPoint> {
         x ^= x << 17;
         x
     };
-    ["search", "teacher", "student"]
-        .iter()
-        .flat_map(|&stage| (0..4).map(move |_| stage))
-        .map(|stage| KillPoint {
-            stage,
-            epochs: 1,
-            fraction: (next() % 81) as f64 / 100.0,
-        })
-        .collect()
+    [
+        ("search", [1, 1, 2, 3]),
+        ("teacher", [1, 2, 3, 4]),
+        ("student", [1, 2, 3, 4]),
+    ]
+    .iter()
+    .flat_map(|&(stage, epochs)| epochs.map(|epoch| (stage, epoch)))
+    .map(|(stage, epoch)| KillPoint {
+        stage,
+        epoch,
+        fraction: (next() % 81) as f64 / 100.0,
+    })
+    .collect()
+}
+
+/// The epoch a progress line of `stage` reports as finished, if it is one.
+fn finished_epoch(line: &str, stage: &str) -> Option<usize> {
+    let rest = line.strip_prefix(stage)?.strip_prefix(": ")?;
+    let after = if let Some(r) = rest.strip_prefix("epoch ") {
+        line.contains(" loss ").then_some(r)?
+    } else {
+        rest.split_once(" reported epoch ")?.1
+    };
+    after.split('/').next()?.parse().ok()
 }
 
 /// Runs the pipeline and SIGKILLs it at `point`. Panics when the process ends by itself
@@ -256,33 +270,18 @@ fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A finished epoch of the stage (a search member's line is `search/m3: epoch 2/4 ...`).
-    let own = |l: &str| {
-        l.strip_prefix(point.stage).is_some_and(|rest| {
-            rest.starts_with(": epoch ") || rest.starts_with("/m") && rest.contains(": epoch ")
-        }) && l.contains(" loss ")
-    };
-    let mut seen = 0;
     let mut log = String::new();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         log.push_str(&line);
         log.push('\n');
-        if own(&line) {
-            seen += 1;
-            if seen == point.epochs {
-                // The epoch's own duration, from the line's `(... img/s, 0.1s)`.
-                let secs: f64 = line
-                    .rsplit(", ")
-                    .next()
-                    .and_then(|t| t.trim_end_matches("s)").parse().ok())
-                    .unwrap_or(0.0_f64)
-                    .max(0.02);
-                std::thread::sleep(std::time::Duration::from_secs_f64(secs * point.fraction));
-                let _ = child.kill();
-                break;
-            }
+        if finished_epoch(&line, point.stage).is_some_and(|e| e >= point.epoch) {
+            // An epoch of this size takes about 0.1 s here; the line's own figure is
+            // rounded to 0.1 s, so the kill lands within the next epoch.
+            std::thread::sleep(std::time::Duration::from_secs_f64(0.1 * point.fraction));
+            let _ = child.kill();
+            break;
         }
     }
     // Drain what is left so the child never blocks on a full pipe before the kill lands.
@@ -292,9 +291,9 @@ fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) {
     assert_eq!(
         status.signal(),
         Some(9),
-        "the run ended by itself ({status}) before the kill point in `{}` after {} epoch(s) + {} of one:\n{log}",
+        "the run ended by itself ({status}) before the kill point in `{}` at epoch {} + {} of one:\n{log}",
         point.stage,
-        point.epochs,
+        point.epoch,
         point.fraction
     );
 }
@@ -309,6 +308,18 @@ fn sigkill_at_many_points_resumes_to_the_uninterrupted_result() {
 
     // Every kill point must land (each one a SIGKILL, not an exit), in order through the
     // search, the teacher and the student; then a last rerun finishes the run.
+    assert_eq!(
+        finished_epoch("teacher: epoch 3/6 loss 0.5 train acc", "teacher"),
+        Some(3)
+    );
+    assert_eq!(
+        finished_epoch("search: member 2 reported epoch 1/4: reward 0.5", "search"),
+        Some(1)
+    );
+    assert_eq!(
+        finished_epoch("search/m2: epoch 1/4 loss 0.5", "search"),
+        None
+    );
     let points = kill_points();
     assert_eq!(points.len(), 12);
     for point in &points {

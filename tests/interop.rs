@@ -336,10 +336,17 @@ fn repdistiller_resnet8x4_round_trips_through_pytorch() {
 }
 
 #[test]
-fn cifar_resnet20_resnet18_and_wrn_round_trip_through_pytorch() {
+fn cifar_resnet20_resnet18_wrn_and_vgg_round_trip_through_pytorch() {
     round_trip("resnet20", "{type: resnet20}", 32);
     round_trip("resnet18_cifar", "{type: resnet18-cifar}", 32);
     round_trip("wrn_16_2", "{type: wrn, depth: 16, widen_factor: 2}", 32);
+    round_trip("vgg8", "{type: vgg-cifar, depth: 8}", 32);
+}
+
+#[test]
+fn torchvision_resnet18_round_trips_through_pytorch() {
+    // torchvision's own class (the project's torch venv has torchvision 0.26).
+    round_trip("torchvision.resnet18", "{type: resnet18}", 32);
 }
 
 #[test]

@@ -33,6 +33,20 @@ pub fn vars_channels_last(vs: &VarStore) {
     });
 }
 
+/// Narrowest channel count of a 1x1 convolution that trains channels-last.
+pub const MIN_POINTWISE_CHANNELS: i64 = 16;
+
+/// Whether `vs` holds a 1x1 convolution with fewer than [`MIN_POINTWISE_CHANNELS`] input or
+/// output channels. oneDNN's channels-last weight-gradient kernels for such convolutions
+/// crash (AVX-512, libtorch 2.11) or hang (AVX2) on some CPUs, so the trainer lays such a
+/// model out NCHW instead (docs/reliability.md, known problems).
+pub fn has_narrow_pointwise_conv(vs: &VarStore) -> bool {
+    vs.variables().values().any(|v| {
+        let s = v.size();
+        s.len() == 4 && s[2] == 1 && s[3] == 1 && s[0].min(s[1]) < MIN_POINTWISE_CHANNELS
+    })
+}
+
 /// Whether `t`'s strides are channels-last.
 pub fn is_channels_last(t: &Tensor) -> bool {
     t.dim() == 4 && t.stride()[1] == 1 && t.stride()[3] == t.size()[1]
@@ -57,6 +71,16 @@ mod tests {
         let cl = channels_last(&g);
         assert_eq!(cl.stride(), vec![20, 1, 5, 1]);
         assert!(cl.equal(&g));
+    }
+
+    #[test]
+    fn narrow_pointwise_convs_are_spotted() {
+        let vs = VarStore::new(Device::Cpu);
+        let _wide = tch::nn::conv2d(vs.root().sub("a"), 16, 32, 1, Default::default());
+        let _k3 = tch::nn::conv2d(vs.root().sub("b"), 3, 8, 3, Default::default());
+        assert!(!has_narrow_pointwise_conv(&vs));
+        let _narrow = tch::nn::conv2d(vs.root().sub("c"), 8, 16, 1, Default::default());
+        assert!(has_narrow_pointwise_conv(&vs));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 """PyTorch's side of tests/interop.rs: builds models with python/rolekd_models.py, saves them
 as a user would, and checks what rolekd exported (no rolekd code here, only PyTorch).
 
-  make ARCH CLASSES DIR        state_dicts (plain .pth, RepDistiller-style wrapped .pth,
+  make ARCH CLASSES DIR        (ARCH `torchvision.resnet18`: torchvision's class) state_dicts (plain .pth, RepDistiller-style wrapped .pth,
                                .safetensors), inputs and the expected logits
   check ARCH CLASSES DIR SD TS ABITS
                                loads SD (strict) and TS, prints the largest logit differences
@@ -19,6 +19,10 @@ import rolekd_models  # noqa: E402
 
 
 def build(arch, classes, abits=32):
+    """`torchvision.<name>`: torchvision's own model class; anything else rolekd_models'."""
+    if arch.startswith("torchvision."):
+        import torchvision
+        return getattr(torchvision.models, arch.split(".", 1)[1])(num_classes=classes)
     return getattr(rolekd_models, arch)(num_classes=classes, activation_bits=abits)
 
 
@@ -33,6 +37,8 @@ def make(arch, classes, out):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
             m.num_batches_tracked.fill_(1234)
+        if isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+            m.bias.data.uniform_(-0.1, 0.1)   # VGG's conv biases (rolekd folds them)
     model.eval()
     x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():

@@ -62,14 +62,26 @@ impl<'a> Run<'a> {
         setup::write_model_summary(&ctx.dir, &roles)?;
         let terms = setup::build_terms(spec, ctx, &shape, &roles)?;
         setup::check_every_frozen_role_is_read(&roles, &terms)?;
-        if spec.channels_last {
+        let narrow = roles
+            .iter()
+            .any(|r| crate::layout::has_narrow_pointwise_conv(&r.built.vs));
+        let channels_last = spec.channels_last && !narrow;
+        if spec.channels_last && narrow {
+            ctx.progress.log(&format!(
+                "note: {}: a 1x1 convolution with fewer than {} channels: training in NCHW \
+                 (oneDNN's channels-last kernels for it crash or hang on some CPUs)",
+                ctx.label,
+                crate::layout::MIN_POINTWISE_CHANNELS
+            ));
+        }
+        if channels_last {
             for r in &roles {
                 crate::layout::vars_channels_last(&r.built.vs);
             }
         }
         let trained = setup::build_optimizers(spec, &roles)?;
         let schedule = setup::build_schedule(spec)?;
-        let (loader, val, test) = setup::build_data(spec, ctx, views);
+        let (loader, val, test) = setup::build_data(spec, ctx, views, channels_last);
         let steps_per_epoch = batches_per_epoch(loader.split.len(), spec.batch_size);
         let teacher_test_predictions = match (&test, roles.iter().find(|r| !r.trainable)) {
             (Some((x, y)), Some(teacher)) => Some(

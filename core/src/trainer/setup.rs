@@ -350,6 +350,7 @@ pub(super) fn build_data(
     spec: &TrainSpec,
     ctx: &TrainCtx<'_>,
     views: Vec<ViewSpec>,
+    channels_last: bool,
 ) -> (LoaderSpec, Option<EvalSet>, Option<EvalSet>) {
     let data = &ctx.data;
     let train_split = if spec.train_on_val_too && !data.val.is_empty() {
@@ -368,10 +369,10 @@ pub(super) fn build_data(
         prefetch: 2,
         shuffle_seed: ctx.seed.child("shuffle"),
         epochs: spec.epochs,
-        channels_last: spec.channels_last,
+        channels_last,
     };
     let laid_out = |(x, y): EvalSet| {
-        if spec.channels_last {
+        if channels_last {
             (crate::layout::channels_last(&x), y)
         } else {
             (x, y)

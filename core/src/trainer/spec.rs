@@ -94,7 +94,9 @@ pub struct TrainSpec {
     pub stop_after: Option<usize>,
     /// Lay images, conv weights and activations out channels-last (NHWC strides): oneDNN's
     /// convolutions run faster on it (see [`crate::layout`]). Same results up to float
-    /// rounding; checkpoints are written in the default layout either way.
+    /// rounding; checkpoints are written in the default layout either way. A model with a
+    /// 1x1 convolution narrower than 16 channels trains NCHW regardless
+    /// ([`crate::layout::has_narrow_pointwise_conv`]).
     pub channels_last: bool,
     /// What a stalled run does (see [`health`]): warn and train on, or stop.
     pub on_stall: health::OnStall,

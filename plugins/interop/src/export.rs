@@ -20,12 +20,12 @@ fn quant_of(model: &serde_json::Value) -> Result<QuantSpec> {
 
 /// The weight bits of parameter `name` (rolekd's name) under `q`: the stem conv and the
 /// classifier are full precision unless `quantize_first_last`; BatchNorm and biases always.
-fn weight_bits(name: &str, t: &Tensor, q: &QuantSpec) -> u32 {
+fn weight_bits(name: &str, t: &Tensor, q: &QuantSpec, scheme: Scheme) -> u32 {
     let is_weight = name.ends_with(".weight") && matches!(t.dim(), 2 | 4);
     if !is_weight || q.weight_bits >= FULL_PRECISION {
         return FULL_PRECISION;
     }
-    let edge = name == "conv1.weight" || name == "fc.weight";
+    let edge = scheme.edges().contains(&name);
     if edge && !q.quantize_first_last {
         FULL_PRECISION
     } else {
@@ -61,7 +61,7 @@ pub fn export_state_dict(ckpt: &Path, out: &Path) -> Result<Exported> {
     let mut quantised = 0;
     tch::no_grad(|| {
         for (name, t) in named_tensors(&built.vs, "model.") {
-            let bits = weight_bits(&name, &t, &quant);
+            let bits = weight_bits(&name, &t, &quant, scheme);
             let value = if bits < FULL_PRECISION {
                 quantised += 1;
                 quantize_weight(&t, bits).detach()
@@ -69,6 +69,13 @@ pub fn export_state_dict(ckpt: &Path, out: &Path) -> Result<Exported> {
                 t.detach()
             };
             let torch_name = scheme.to_pytorch(&name);
+            if scheme == Scheme::Vgg && name.ends_with(".conv.weight") {
+                // RepDistiller's VGG convs carry a bias; rolekd's is zero (BN follows).
+                tensors.push((
+                    torch_name.replace(".weight", ".bias"),
+                    Tensor::zeros([t.size()[0]], (Kind::Float, Device::Cpu)),
+                ));
+            }
             if let Some(bn) = torch_name.strip_suffix(".running_mean") {
                 tensors.push((
                     format!("{bn}.num_batches_tracked"),

@@ -91,13 +91,17 @@ pub fn import(
     let scheme = Scheme::of_model(&model_type)?;
     let all = read_state_dict(file)?;
     let keys: BTreeMap<&str, &Tensor> = all.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let [stem, head] = scheme.edges().map(|n| scheme.to_pytorch(n));
     let prefix = WRAPPERS
         .iter()
-        .find(|p| keys.contains_key(format!("{p}conv1.weight").as_str()) && keys.contains_key(format!("{p}fc.weight").as_str()))
+        .find(|p| {
+            let has = |k: &str| keys.contains_key(format!("{p}{k}").as_str());
+            (has(&stem) && has(&head)) || (has("conv1.weight") && has("fc.weight"))
+        })
         .ok_or_else(|| {
             let seen: Vec<String> = all.iter().map(|(k, _)| k.clone()).collect();
             Error::Data(format!(
-                "{origin}: no `conv1.weight` and `fc.weight` (bare, or under model., state_dict., net., module.): not a state_dict of a {model_type}; its tensors: {}",
+                "{origin}: no `{stem}` and `{head}` (bare, or under model., state_dict., net., module.): not a state_dict of a {model_type}; its tensors: {}",
                 list(&seen)
             ))
         })?
@@ -113,8 +117,15 @@ pub fn import(
             _ => outside += 1,
         }
     }
-    let in_channels = dict["conv1.weight"].size().get(1).copied().unwrap_or(0);
-    let num_classes = dict["fc.weight"].size().first().copied().unwrap_or(0);
+    // The input channels and classes, from the mapped names or rolekd's own.
+    let dim = |keys: [&str; 2], axis: usize| {
+        keys.iter()
+            .find_map(|k| dict.get(*k))
+            .and_then(|t| t.size().get(axis).copied())
+            .unwrap_or(0)
+    };
+    let in_channels = dim([&stem, scheme.edges()[0]], 1);
+    let num_classes = dim([&head, scheme.edges()[1]], 0);
     let spec = SpecRecord {
         in_channels,
         num_classes,
@@ -153,8 +164,23 @@ pub fn import(
             }
         }
     }
-    let mapped: std::collections::BTreeSet<String> =
+    let mut mapped: std::collections::BTreeSet<String> =
         vars.iter().map(|(n, _)| torch_name(n)).collect();
+    // A conv bias before BatchNorm (RepDistiller's VGG) goes into the running mean:
+    // BN(conv(x) + b) uses (conv(x) + b - mean), so mean - b is the same function.
+    for (name, _) in &vars {
+        let Some(layer) = name.strip_suffix(".bn.running_mean") else {
+            continue;
+        };
+        let bias = torch_name(&format!("{layer}.conv.weight")).replace(".weight", ".bias");
+        if let (Some(b), Some(m)) = (dict.get(&bias), used.get(name)) {
+            if b.size() == m.size() {
+                let folded = m - b.to_kind(Kind::Float);
+                used.insert(name.clone(), folded);
+                mapped.insert(bias);
+            }
+        }
+    }
     let unexpected: Vec<String> = dict
         .keys()
         .filter(|k| !mapped.contains(*k))
@@ -171,11 +197,14 @@ pub fn import(
         if !wrong.is_empty() {
             msg.push_str(&format!("\n  wrong shapes: {}", list(&wrong)));
         }
-        let stem = dict.get("conv1.weight").map(|t| t.size());
-        if stem.as_ref().is_some_and(|s| s.len() == 4 && s[2] == 7) {
+        let stem_shape = dict.get("conv1.weight").map(|t| t.size());
+        if stem_shape
+            .as_ref()
+            .is_some_and(|s| s.len() == 4 && s[2] == 7)
+        {
             msg.push_str(
-                "\n  conv1 is 7x7: an ImageNet ResNet (torchvision's stem with max-pool); rolekd's \
-                 resnet18-cifar has the 3x3 CIFAR stem, so these weights do not fit it",
+                "\n  conv1 is 7x7: an ImageNet ResNet (torchvision's stem with max-pool); for \
+                 torchvision's ResNet-18 use `{type: resnet18}`, which has that stem",
             );
         }
         return Err(Error::Data(msg));

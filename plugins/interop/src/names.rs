@@ -7,6 +7,11 @@
 //! | ResNets: `stage{s}.*` | `layer{s}.*` |
 //! | WRN: `stage{g}.{b}.shortcut.weight` | `block{g}.layer.{b}.convShortcut.weight` |
 //! | WRN: `stage{g}.{b}.*`, final `bn.*` | `block{g}.layer.{b}.*`, `bn1.*` |
+//! | VGG: `stage{s}.{l}.conv.*`, `stage{s}.{l}.bn.*`, `fc.*` | `block{s-1}.{3l}.*`, `block{s-1}.{3l+1}.*`, `classifier.*` |
+//!
+//! RepDistiller's VGG convolutions have a bias, rolekd's do not (BatchNorm follows): the
+//! importer folds each bias into the next BatchNorm's running mean, which is exact, and the
+//! exporter writes zero biases.
 //!
 //! `conv1`, `bn1`, `fc` and the layers inside a block keep their names. PyTorch's
 //! BatchNorm also has a `num_batches_tracked` counter, which rolekd does not keep.
@@ -20,10 +25,12 @@ pub enum Scheme {
     ResNet,
     /// Wide ResNets (RepDistiller's `wrn_*`).
     Wrn,
+    /// CIFAR VGGs with BatchNorm (RepDistiller's `vgg*_bn`).
+    Vgg,
 }
 
 /// Model types with a name mapping.
-pub const MAPPED_TYPES: [&str; 12] = [
+pub const MAPPED_TYPES: [&str; 14] = [
     "resnet-cifar",
     "resnet8",
     "resnet14",
@@ -35,7 +42,9 @@ pub const MAPPED_TYPES: [&str; 12] = [
     "resnet8x4",
     "resnet32x4",
     "resnet18-cifar",
+    "resnet18",
     "wrn",
+    "vgg-cifar",
 ];
 
 impl Scheme {
@@ -43,12 +52,22 @@ impl Scheme {
     pub fn of_model(model_type: &str) -> Result<Scheme> {
         match model_type {
             "wrn" => Ok(Scheme::Wrn),
+            "vgg-cifar" => Ok(Scheme::Vgg),
             t if MAPPED_TYPES.contains(&t) => Ok(Scheme::ResNet),
             t => Err(Error::Invalid(format!(
                 "no PyTorch name mapping for model type `{t}`{}; mapped: {}",
                 rolekd_core::config::did_you_mean(t, &MAPPED_TYPES),
                 MAPPED_TYPES.join(", ")
             ))),
+        }
+    }
+
+    /// rolekd's names of the first convolution's and the classifier's weights (the shapes
+    /// that give input channels and classes; full precision under DoReFa).
+    pub fn edges(self) -> [&'static str; 2] {
+        match self {
+            Scheme::Vgg => ["stage1.0.conv.weight", "fc.weight"],
+            _ => ["conv1.weight", "fc.weight"],
         }
     }
 
@@ -72,6 +91,15 @@ impl Scheme {
                 }
                 [s, b, rest @ ..] if is_stage(s) => join(&[&block(s), "layer", b], rest),
                 ["bn", rest @ ..] => join(&["bn1"], rest),
+                _ => name.to_string(),
+            },
+            Scheme::Vgg => match parts.as_slice() {
+                [s, l, layer @ ("conv" | "bn"), rest @ ..] if is_stage(s) => {
+                    let block = s["stage".len()..].parse::<usize>().unwrap_or(1) - 1;
+                    let index = l.parse::<usize>().unwrap_or(0) * 3 + usize::from(*layer == "bn");
+                    join(&[&format!("block{block}"), &index.to_string()], rest)
+                }
+                ["fc", rest @ ..] => join(&["classifier"], rest),
                 _ => name.to_string(),
             },
         }
@@ -145,9 +173,26 @@ mod tests {
     }
 
     #[test]
+    fn vgg_names() {
+        let s = Scheme::Vgg;
+        assert_eq!(s.to_pytorch("stage1.0.conv.weight"), "block0.0.weight");
+        assert_eq!(
+            s.to_pytorch("stage3.1.bn.running_var"),
+            "block2.4.running_var"
+        );
+        assert_eq!(s.to_pytorch("fc.bias"), "classifier.bias");
+        assert_eq!(s.edges(), ["stage1.0.conv.weight", "fc.weight"]);
+    }
+
+    #[test]
     fn types_without_a_mapping_are_named() {
-        let e = Scheme::of_model("vgg-cifar").unwrap_err().to_string();
-        assert!(e.contains("vgg-cifar") && e.contains("resnet8x4"), "{e}");
+        let e = Scheme::of_model("mobilenetv2-cifar")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mobilenetv2-cifar") && e.contains("resnet8x4"),
+            "{e}"
+        );
         assert!(is_batch_counter("layer1.0.bn1.num_batches_tracked"));
     }
 }

@@ -7,7 +7,8 @@
 //! - [`small_cnn`] — `small-cnn`
 //! - [`resnet_cifar`] — `resnet-cifar`, the named CIFAR ResNets `resnet8`, `resnet14`,
 //!   `resnet20`, `resnet32`, `resnet44`, `resnet56`, `resnet110`, `resnet8x4`,
-//!   `resnet32x4` (fixed depth and width, no parameters), and `resnet18-cifar`
+//!   `resnet32x4` (fixed depth and width, no parameters), `resnet18-cifar`, and `resnet18`
+//!   (torchvision's layout, ImageNet stem)
 //! - [`wrn`] — `wrn`; [`vgg`] — `vgg-cifar`; [`mobilenetv2`] — `mobilenetv2-cifar`;
 //!   [`shufflenetv2`] — `shufflenetv2-cifar`
 //! - [`layers`] — quantising conv / linear layers with PyTorch's inits, MAC recording

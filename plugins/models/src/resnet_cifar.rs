@@ -2,7 +2,7 @@
 //! section 4.2): a 3x3 stem, three stages of `n` BasicBlocks (depth = 6n + 2), widths
 //! w, 2w, 4w, global average pooling and a linear classifier.
 
-use crate::layers::{bn2d, global_avg_pool, Conv, Linear};
+use crate::layers::{bn2d, global_avg_pool, Conv, ConvOpts, Linear};
 use crate::quant::{Act, QuantPlan};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::model::{Model, ModelOutput, ModelSpec};
@@ -96,8 +96,19 @@ pub struct ResNet {
     conv1: Conv,
     bn1: nn::BatchNorm,
     act: Act,
+    /// ImageNet stem: max-pool 3x3 stride 2 after conv1 (7x7 stride 2).
+    stem_pool: bool,
     stages: Vec<Vec<BasicBlock>>,
     fc: Linear,
+}
+
+/// The first layer of a [`ResNet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stem {
+    /// 3x3 conv, stride 1, no pooling (CIFAR-sized inputs keep their resolution).
+    Cifar,
+    /// torchvision's: 7x7 conv, stride 2, padding 3, then max-pool 3x3 stride 2.
+    ImageNet,
 }
 
 impl ResNet {
@@ -106,18 +117,33 @@ impl ResNet {
     pub fn new(
         vs: &nn::Path,
         spec: &ModelSpec,
+        stem: Stem,
         stem_width: i64,
         stage_widths: &[i64],
         blocks: &[i64],
     ) -> Result<ResNet> {
         let plan = QuantPlan::new(&spec.quant)?;
-        let conv1 = Conv::k3(
-            &vs.sub("conv1"),
-            spec.in_channels,
-            stem_width,
-            1,
-            plan.edge_weight(),
-        );
+        let conv1 = match stem {
+            Stem::Cifar => Conv::k3(
+                &vs.sub("conv1"),
+                spec.in_channels,
+                stem_width,
+                1,
+                plan.edge_weight(),
+            ),
+            Stem::ImageNet => Conv::new(
+                &vs.sub("conv1"),
+                spec.in_channels,
+                stem_width,
+                7,
+                ConvOpts {
+                    stride: 2,
+                    padding: 3,
+                    bits: plan.edge_weight(),
+                    ..ConvOpts::default()
+                },
+            ),
+        };
         let bn1 = bn2d(&vs.sub("bn1"), stem_width);
         let mut c_in = stem_width;
         let mut stages = Vec::new();
@@ -146,6 +172,7 @@ impl ResNet {
             conv1,
             bn1,
             act: plan.act(),
+            stem_pool: stem == Stem::ImageNet,
             stages,
             fc,
         })
@@ -157,6 +184,9 @@ impl Model for ResNet {
         let mut x = self
             .act
             .apply_owned(self.bn1.forward_t(&self.conv1.forward(xs), train));
+        if self.stem_pool {
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
         let mut features = Vec::with_capacity(self.stages.len());
         for (i, stage) in self.stages.iter().enumerate() {
             for block in stage {
@@ -193,6 +223,7 @@ pub fn resnet_cifar(
     ResNet::new(
         vs,
         spec,
+        Stem::Cifar,
         stem_width,
         &[width, 2 * width, 4 * width],
         &[n, n, n],
@@ -348,6 +379,7 @@ pub fn build_resnet18(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Resul
     Ok(Box::new(ResNet::new(
         vs,
         spec,
+        Stem::Cifar,
         w,
         &[w, 2 * w, 4 * w, 8 * w],
         &[2, 2, 2, 2],
@@ -359,4 +391,36 @@ rolekd_core::register_plugin!(
     "resnet18-cifar",
     "ResNet-18 with the CIFAR stem (3x3 conv, no max-pool); `width` 64; features stage1..stage4",
     build_resnet18
+);
+
+/// `resnet18`: torchvision's ResNet-18 layout (7x7 stride-2 stem with max-pool, 2-2-2-2
+/// BasicBlocks of 64/128/256/512), so its state_dicts import as they are; on 32x32 inputs
+/// the stages see 8x8 down to 1x1.
+pub fn build_resnet18_imagenet(
+    params: &Params,
+    spec: &ModelSpec,
+    vs: &nn::Path,
+) -> Result<Box<dyn Model>> {
+    let p: ResNet18Params = params.parse()?;
+    if p.width <= 0 {
+        return Err(params
+            .child_error("width", format!("must be positive, got {}", p.width))
+            .into());
+    }
+    let w = p.width;
+    Ok(Box::new(ResNet::new(
+        vs,
+        spec,
+        Stem::ImageNet,
+        w,
+        &[w, 2 * w, 4 * w, 8 * w],
+        &[2, 2, 2, 2],
+    )?))
+}
+
+rolekd_core::register_plugin!(
+    Model,
+    "resnet18",
+    "ResNet-18 as torchvision builds it (7x7 stride-2 stem, max-pool); `width` 64; imports torchvision's weights",
+    build_resnet18_imagenet
 );
