@@ -93,8 +93,9 @@ fn num(v: Option<f64>) -> String {
         .unwrap_or_default()
 }
 
-/// A CSV field (quoted when it holds a comma, quote or newline).
-fn field(s: &str) -> String {
+/// A CSV field (quoted when it holds a comma, quote or newline); every CSV rolekd writes
+/// goes through it.
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -134,9 +135,9 @@ pub fn metrics_csv(run_dir: &Path, default_seed: u64) -> Result<String> {
                 let x = &r.test_extras;
                 let mut row = vec![
                     f.seed.unwrap_or(default_seed).to_string(),
-                    field(&f.stage),
-                    field(&f.source),
-                    field(&role),
+                    csv_field(&f.stage),
+                    csv_field(&f.source),
+                    csv_field(&role),
                     r.epoch.to_string(),
                     num(Some(r.lr)),
                     num(Some(r.train_acc)),

@@ -366,37 +366,10 @@ fn default_width18() -> i64 {
     64
 }
 
-/// `resnet18-cifar`: ResNet-18 (2-2-2-2 BasicBlocks, widths 64/128/256/512) with the CIFAR
-/// stem (3x3 conv stride 1, no max-pool), option-B shortcuts; features stage1..stage4.
-pub fn build_resnet18(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn Model>> {
-    let p: ResNet18Params = params.parse()?;
-    if p.width <= 0 {
-        return Err(params
-            .child_error("width", format!("must be positive, got {}", p.width))
-            .into());
-    }
-    let w = p.width;
-    Ok(Box::new(ResNet::new(
-        vs,
-        spec,
-        Stem::Cifar,
-        w,
-        &[w, 2 * w, 4 * w, 8 * w],
-        &[2, 2, 2, 2],
-    )?))
-}
-
-rolekd_core::register_plugin!(
-    Model,
-    "resnet18-cifar",
-    "ResNet-18 with the CIFAR stem (3x3 conv, no max-pool); `width` 64; features stage1..stage4",
-    build_resnet18
-);
-
-/// `resnet18`: torchvision's ResNet-18 layout (7x7 stride-2 stem with max-pool, 2-2-2-2
-/// BasicBlocks of 64/128/256/512), so its state_dicts import as they are; on 32x32 inputs
-/// the stages see 8x8 down to 1x1.
-pub fn build_resnet18_imagenet(
+/// ResNet-18 (2-2-2-2 BasicBlocks, widths w/2w/4w/8w, option-B shortcuts) with `stem`;
+/// features stage1..stage4.
+fn resnet18_with(
+    stem: Stem,
     params: &Params,
     spec: &ModelSpec,
     vs: &nn::Path,
@@ -411,11 +384,33 @@ pub fn build_resnet18_imagenet(
     Ok(Box::new(ResNet::new(
         vs,
         spec,
-        Stem::ImageNet,
+        stem,
         w,
         &[w, 2 * w, 4 * w, 8 * w],
         &[2, 2, 2, 2],
     )?))
+}
+
+/// `resnet18-cifar`: ResNet-18 with the CIFAR stem (3x3 conv stride 1, no max-pool).
+pub fn build_resnet18(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn Model>> {
+    resnet18_with(Stem::Cifar, params, spec, vs)
+}
+
+rolekd_core::register_plugin!(
+    Model,
+    "resnet18-cifar",
+    "ResNet-18 with the CIFAR stem (3x3 conv, no max-pool); `width` 64; features stage1..stage4",
+    build_resnet18
+);
+
+/// `resnet18`: torchvision's ResNet-18 layout (7x7 stride-2 stem with max-pool), so its
+/// state_dicts import as they are; on 32x32 inputs the stages see 8x8 down to 1x1.
+pub fn build_resnet18_imagenet(
+    params: &Params,
+    spec: &ModelSpec,
+    vs: &nn::Path,
+) -> Result<Box<dyn Model>> {
+    resnet18_with(Stem::ImageNet, params, spec, vs)
 }
 
 rolekd_core::register_plugin!(

@@ -1,19 +1,11 @@
 //! The data a picture draws, beside it: CSV for spreadsheets and scripts, SVG line charts
 //! for zooming into curves a PNG shows at one size.
 
+use rolekd_core::run_metrics::csv_field;
 use rolekd_core::rundir::write_atomic;
 use rolekd_core::Result;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// A CSV field (quoted when it holds a comma, quote or newline).
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
 
 /// Writes `header` and `rows` as CSV to `path` (atomically).
 pub fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
