@@ -5,9 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-if ! command -v readelf >/dev/null; then
-  apt-get install -y -qq binutils >/dev/null || sudo apt-get install -y -qq binutils >/dev/null
-fi
+# Debian packages the tests use: readelf (binutils) and shellcheck (the launch scripts).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null 2>&1 || {
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+  }
+}
+command -v readelf >/dev/null || apt_install binutils
+command -v shellcheck >/dev/null || apt_install shellcheck
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # cargo-nextest (on the CI image) runs the test binaries side by side, so a binary with one

@@ -1,6 +1,6 @@
 //! `rolekd-run launch slurm|k8s`: the generated script and manifest, byte for byte against
 //! tests/goldens/, on CPU and with GPUs (`ROLEKD_UPDATE_GOLDENS=1 cargo test --test launch`
-//! rewrites them).
+//! rewrites them); the scripts checked by `bash -n` and `shellcheck`, the manifests parsed.
 
 mod common;
 
@@ -229,4 +229,82 @@ fn a_bad_checkpoint_url_is_located_before_anything_runs() {
             && e.contains("s3://BUCKET/PREFIX"),
         "{e}"
     );
+}
+
+/// Runs `program args... file` and fails with its output unless it exits 0.
+fn check_with(program: &str, args: &[&str], file: &std::path::Path) {
+    let o = std::process::Command::new(program)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}); scripts/test.sh installs it (Debian: {program})")
+        });
+    assert!(
+        o.status.success(),
+        "{program} {args:?} {}:\n{}{}",
+        file.display(),
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
+#[test]
+fn slurm_scripts_pass_bash_n_and_shellcheck() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, device) in [("cpu.sh", "cpu"), ("gpu.sh", "cuda")] {
+        let f = write(d.path(), name, &generate("slurm", device, &[]));
+        check_with("bash", &["-n"], &f);
+        check_with("shellcheck", &["--shell=bash", "--severity=style"], &f);
+    }
+}
+
+#[test]
+fn k8s_manifests_parse_as_an_indexed_job_of_workers() {
+    use serde::Deserialize;
+    use serde_yaml_ng::Value;
+    for (device, gpus) in [("cpu", None), ("cuda", Some(1))] {
+        let text = generate("k8s", device, &[]);
+        let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+            .map(|doc| Value::deserialize(doc).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 1, "{text}");
+        let job = &docs[0];
+        assert_eq!(job["apiVersion"], "batch/v1");
+        assert_eq!(job["kind"], "Job");
+        let spec = &job["spec"];
+        assert_eq!(spec["completionMode"], "Indexed");
+        assert_eq!(spec["completions"], 4);
+        assert_eq!(spec["parallelism"], 4);
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never");
+        let containers = pod["containers"].as_sequence().unwrap();
+        assert_eq!(containers.len(), 1);
+        let c = &containers[0];
+        assert_eq!(c["image"], "registry.example/rolekd:0.1");
+        let command: Vec<&str> = c["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &command[..4],
+            ["rolekd-run", "worker", "--run", "demo-search"]
+        );
+        let env: Vec<&str> = c["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert!(env.contains(&"ROLEKD_STORE"), "{env:?}");
+        match gpus {
+            Some(n) => {
+                assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], n);
+                assert!(command.ends_with(&["--device", "cuda"]), "{command:?}");
+            }
+            None => assert!(c["resources"]["limits"]["nvidia.com/gpu"].is_null()),
+        }
+    }
 }

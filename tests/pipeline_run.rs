@@ -364,55 +364,67 @@ fn seeds_run_the_graph_once_per_seed_and_report_mean_and_std() {
 }
 
 /// Channels-last (the default) and libtorch's NCHW layout train the same model: the same
-/// initial weights and batches, so the accuracies agree up to float rounding, and the
-/// channels-last checkpoint is written in the default layout (an NCHW evaluation of it
-/// equals the run's own last test accuracy).
+/// initial weights and batches, so every per-epoch figure agrees up to float rounding
+/// (the kernels sum in another order). A small step without momentum keeps that rounding
+/// from being amplified: measured here, losses agree to 1e-6 and test losses to 1e-4,
+/// relative. And a checkpoint written from channels-last is read alike by both layouts:
+/// the same checkpoint, trained on with a learning rate of 1e-12 (its weights stay, its
+/// BatchNorm statistics move alike), gives the same figures in either, where a misread
+/// layout (channels mixed up) would give chance-level accuracy in one of them.
 #[test]
 fn channels_last_and_nchw_train_alike_and_checkpoints_are_layout_free() {
     let d = tempfile::tempdir().unwrap();
+    let stage = |init: &str, lr: &str, layout: &str| {
+        format!(
+            "    kind: train
+    model: {{type: small-cnn, channels: [8, 16]}}
+{init}    epochs: 2
+    batch_size: 32
+    optimizer: {{type: sgd, lr: {lr}, momentum: 0.0}}
+    channels_last: {layout}
+"
+        )
+    };
+    let init = "    init: ${cl.checkpoint}\n";
     let text = format!(
         "name: layout\nseed: 4\ndevice: cpu\n{TINY_DATA}stages:
   cl:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    epochs: 1
-    batch_size: 32
-    optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
-  nchw:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    epochs: 1
-    batch_size: 32
-    optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
-    channels_last: false
-  nchw_from_cl:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    init: ${{cl.checkpoint}}
-    epochs: 1
-    batch_size: 32
-    optimizer: {{type: sgd, lr: 1.0e-12}}
-    channels_last: false
-"
+{}  nchw:
+{}  cl_from_cl:
+{}  nchw_from_cl:
+{}",
+        stage("", "0.01", "true"),
+        stage("", "0.01", "false"),
+        stage(init, "1.0e-12", "true"),
+        stage(init, "1.0e-12", "false"),
     );
     let f = write(d.path(), "p.yaml", &text);
     let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "r"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let acc = |s: &str| {
-        metrics_without_timing(&d.path().join("r").join(s))
-            .last()
-            .unwrap()["test_acc"]
-            .as_f64()
-            .unwrap()
-    };
-    let (cl, nchw) = (acc("cl"), acc("nchw"));
-    assert!(
-        cl > 0.4 && (cl - nchw).abs() < 0.05,
-        "cl {cl} vs nchw {nchw}"
-    );
-    // lr 1e-12 without momentum: the weights stay the checkpoint's; BatchNorm statistics
-    // move in training mode, so only a loose agreement is expected from that epoch, while
-    // a misread layout (channels mixed up) would give chance-level accuracy.
-    let again = acc("nchw_from_cl");
-    assert!((again - cl).abs() < 0.1, "reloaded {again} vs {cl}");
+    let metrics = |s: &str| metrics_without_timing(&d.path().join("r").join(s));
+    let close = |a: f64, b: f64, rel: f64| (a - b).abs() <= rel * a.abs().max(b.abs());
+    for (a, b) in [("cl", "nchw"), ("cl_from_cl", "nchw_from_cl")] {
+        let (ma, mb) = (metrics(a), metrics(b));
+        assert_eq!(ma.len(), 2);
+        for (x, y) in ma.iter().zip(&mb) {
+            let f = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap();
+            let loss = |m: &serde_json::Value| m["loss"]["total"].as_f64().unwrap();
+            assert!(close(loss(x), loss(y), 1e-4), "{a} vs {b}: {x} vs {y}");
+            assert!(
+                close(f(x, "test_loss"), f(y, "test_loss"), 1e-3),
+                "{a} vs {b}: {x} vs {y}"
+            );
+            // 500 test and 1,000 training images: at most 2 and 4 may flip.
+            assert!(
+                (f(x, "test_acc") - f(y, "test_acc")).abs() <= 0.004,
+                "{a} vs {b}: {x} vs {y}"
+            );
+            assert!(
+                (f(x, "train_acc") - f(y, "train_acc")).abs() <= 0.004,
+                "{a} vs {b}: {x} vs {y}"
+            );
+        }
+    }
+    let acc = metrics("cl").last().unwrap()["test_acc"].as_f64().unwrap();
+    assert!(acc > 0.6, "cl trained to {acc}");
 }

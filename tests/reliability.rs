@@ -171,3 +171,138 @@ fn out_of_range_values_are_located() {
         );
     }
 }
+
+/// A train stage, then a distill stage from it: 100 steps an epoch, so a signal sent part
+/// of an epoch after one has ended lands well inside the next (the first epoch, slowed by
+/// warm-up, is not used as the yardstick).
+fn train_then_distill() -> String {
+    format!(
+        "name: r\nseed: 5\ndevice: cpu\n{TINY_DATA}stages:
+  teacher:
+    kind: train
+    model: {{type: small-cnn, channels: [8, 16]}}
+    epochs: 4
+    batch_size: 10
+  student:
+    kind: distill
+    teacher: ${{teacher.checkpoint}}
+    model: {{type: small-cnn, channels: [4, 8]}}
+    epochs: 4
+    batch_size: 10
+    loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
+"
+    )
+}
+
+/// Runs `args`, sends `signal` 30% of an epoch after the log shows `stage` finishing
+/// epoch `epoch` (the epoch's duration read from that line), and returns the run's log.
+/// The run must end with exit code 130.
+fn signal_inside_epoch(
+    cwd: &std::path::Path,
+    args: &[&str],
+    stage: &str,
+    epoch: usize,
+    signal: i32,
+) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let marker = format!("{stage}: epoch {epoch}/");
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.starts_with(&marker) {
+            // "... (1234 img/s, 0.8s)": the epoch's seconds.
+            let seconds: f64 = line
+                .rsplit_once(", ")
+                .and_then(|(_, s)| s.strip_suffix("s)"))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.5);
+            std::thread::sleep(Duration::from_secs_f64(0.3 * seconds.max(0.1)));
+            // SAFETY: a plain kill(2) on our own child's pid.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+            break;
+        }
+    }
+    log.extend(lines.map_while(Result::ok).map(|l| l + "\n"));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{log}");
+    log
+}
+
+/// The mid-epoch state folders (`epoch-<k>-step-<s>`) of a stage.
+fn mid_epoch_states(stage_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(stage_dir.join("state"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-step-"))
+        .collect()
+}
+
+#[test]
+fn sigint_and_sigterm_inside_an_epoch_save_it_and_the_rerun_resumes_there() {
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "p.yaml", &train_then_distill());
+    let p = f.to_str().unwrap();
+    let o = run(d.path(), &[p, "--run-dir", "clean"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let args = [p, "--run-dir", "cut"];
+    let cut = d.path().join("cut");
+    let log = signal_inside_epoch(d.path(), &args, "teacher", 2, libc::SIGINT);
+    assert!(
+        log.contains("teacher: interrupted inside epoch 3/4 after step"),
+        "{log}"
+    );
+    let states = mid_epoch_states(&cut.join("teacher"));
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert!(states[0].starts_with("epoch-2-step-"), "{states:?}");
+
+    // The rerun resumes the teacher inside its second epoch; SIGTERM stops the student.
+    let log = signal_inside_epoch(d.path(), &args, "student", 2, libc::SIGTERM);
+    assert!(
+        log.contains("teacher: resuming inside epoch 3/4, after step"),
+        "{log}"
+    );
+    assert!(
+        log.contains("student: interrupted inside epoch 3/4 after step"),
+        "{log}"
+    );
+    assert!(mid_epoch_states(&cut.join("teacher")).is_empty());
+    assert_eq!(mid_epoch_states(&cut.join("student")).len(), 1);
+
+    let o = run(d.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("student: resuming inside epoch 3/4, after step"),
+        "{}",
+        stderr(&o)
+    );
+    for stage in ["teacher", "student"] {
+        assert_eq!(
+            metrics_without_timing(&d.path().join("clean").join(stage)),
+            metrics_without_timing(&cut.join(stage)),
+            "{stage}"
+        );
+        assert_eq!(
+            std::fs::read(
+                d.path()
+                    .join("clean")
+                    .join(stage)
+                    .join("checkpoint/weights.safetensors")
+            )
+            .unwrap(),
+            std::fs::read(cut.join(stage).join("checkpoint/weights.safetensors")).unwrap(),
+            "{stage}: final weights"
+        );
+    }
+}

@@ -80,6 +80,11 @@ fn claims(log: &Path) -> usize {
     read(log).matches("first training step").count()
 }
 
+/// The members a worker's log reports an epoch for.
+fn reports(log: &Path) -> usize {
+    read(log).matches(" reported epoch ").count()
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -198,9 +203,20 @@ fn scenario(label: &str, url: Option<String>, ckpts: Ckpts) {
         !after.contains("reported epoch"),
         "worker {victim} was killed after its report, not in training:\n{killed_log}"
     );
-    // SIGTERM another one: it saves, gives its member back and exits 130 (or had already
-    // found nothing left and exited 0).
-    let termed = (victim + 1) % WORKERS;
+    // SIGTERM another worker while it trains a member: it stops, gives the member back and
+    // exits 130. It cannot have run out of work: the killed worker's member is not done
+    // before its lease expires, so an exit 0 ("nothing left") fails here.
+    let mut termed = None;
+    let waited = Instant::now();
+    while termed.is_none() {
+        termed = (0..WORKERS).find(|&w| w != victim && claims(&logs[w]) > reports(&logs[w]));
+        assert!(
+            waited.elapsed() < Duration::from_secs(120),
+            "no other worker was training"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let termed = termed.unwrap();
     let pid = workers[termed].0.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -209,11 +225,15 @@ fn scenario(label: &str, url: Option<String>, ckpts: Ckpts) {
         .success());
     let status = workers[termed].0.wait().unwrap();
     let termed_log = read(&logs[termed]);
-    match status.code() {
-        Some(130) => assert!(termed_log.contains("stopping"), "{termed_log}"),
-        Some(0) => assert!(termed_log.contains("nothing left"), "{termed_log}"),
-        other => panic!("worker {termed} after SIGTERM: {other:?}\n{termed_log}"),
-    }
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "worker {termed} after SIGTERM:\n{termed_log}"
+    );
+    assert!(
+        termed_log.contains("stopping: releasing the member in training"),
+        "{termed_log}"
+    );
 
     for (w, c) in workers.iter_mut().enumerate() {
         if w == victim || w == termed {

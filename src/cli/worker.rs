@@ -59,14 +59,16 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         poll: Duration::from_millis(500),
     };
     // SIGTERM (Slurm preemption, a Kubernetes pod's deletion) and Ctrl-C: the member in
-    // training is saved at the next step boundary and its lease given back.
+    // training stops at the next step and its lease is given back; its next owner resumes it
+    // from its last saved epoch (a member's state is not saved inside an epoch: the lease
+    // may pass to a worker on another machine).
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("rolekd worker: stopping: saving the member in training and releasing it");
+        eprintln!("rolekd worker: stopping: releasing the member in training (its next owner resumes it from its last saved epoch)");
     });
     let progress = Progress::new(args.quiet);
     let report = run_worker(&opts, &progress, &interrupted)?;

@@ -4,7 +4,7 @@
 
 use super::eval::evaluate;
 use super::health::{self, EpochHealth, OnStall};
-use super::loader;
+use super::loader::{self, Pass};
 use super::metrics::{write_metrics, EpochMetrics, RoleMetrics, TestExtras, TrainOutcome};
 use super::parts::Role;
 use super::run::Run;
@@ -18,24 +18,32 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl Run<'_> {
-    /// Trains every batch of `epoch`.
+    /// Trains every batch of `epoch` (those left of it when resumed mid-epoch). An interrupt
+    /// saves the state reached inside the epoch, when the run keeps one.
     pub(super) fn run_epoch(&mut self, epoch: usize) -> Result<EpochSums> {
         let t0 = Instant::now();
         let ctx = self.ctx;
-        let mut sums = EpochSums::new(self.terms.len(), self.trained.len(), ctx.device);
+        let (first, resumed) = match epoch == self.start_epoch {
+            true => (self.start_step, self.resumed_sums.take()),
+            false => (0, None),
+        };
+        let mut sums = resumed
+            .unwrap_or_else(|| EpochSums::new(self.terms.len(), self.trained.len(), ctx.device));
+        let seconds_before = sums.seconds;
         ctx.progress.start(
             &format!("{} {}/{}", ctx.label, epoch + 1, self.spec.epochs),
-            self.steps_per_epoch as u64,
+            (self.steps_per_epoch - first.min(self.steps_per_epoch)) as u64,
         );
         let first_step = epoch == self.start_epoch;
         let loader = self.loader.clone();
-        let finished = loader::for_each_batch(
+        let pass = loader::for_each_batch(
             &loader,
             epoch,
+            first,
             ctx.device,
             ctx.interrupted,
             |step, batch| {
-                if first_step && step == 0 {
+                if first_step && step == first {
                     ctx.progress.log(&format!(
                         "{}: first training step {:.2}s after start",
                         ctx.label,
@@ -49,14 +57,42 @@ impl Run<'_> {
             },
         )?;
         ctx.progress.finish();
-        if !finished {
+        sums.seconds = seconds_before + t0.elapsed().as_secs_f64();
+        if let Pass::Stopped { done } = pass {
+            if ctx.save_mid_epoch && done > first {
+                self.save_mid_epoch(epoch, done, &sums)?;
+            }
             return Err(Error::Interrupted);
         }
-        sums.seconds = t0.elapsed().as_secs_f64();
         if epoch == 0 {
             self.log_loss_scales(&sums);
         }
         Ok(sums)
+    }
+
+    /// The state `done` batches into `epoch`, with the epoch's running sums.
+    fn save_mid_epoch(&mut self, epoch: usize, done: usize, sums: &EpochSums) -> Result<()> {
+        let ctx = self.ctx;
+        let state = EpochState {
+            epoch,
+            metrics: self.history.clone(),
+            seed: ctx.seed.0,
+            weights_sha256: String::new(),
+            optimizer_sha256: String::new(),
+            step: done,
+            sums_sha256: String::new(),
+        };
+        let dir = ctx.dir.join("state");
+        state::save_mid_epoch(&dir, &self.state_parts(), state, &sums.to_tensors())?;
+        ctx.progress.log(&format!(
+            "{}: interrupted inside epoch {}/{} after step {}/{}: state saved, a rerun resumes there",
+            ctx.label,
+            epoch + 1,
+            self.spec.epochs,
+            done,
+            self.steps_per_epoch
+        ));
+        Ok(())
     }
 
     /// One trained role's figures: accuracies (validation and test on evaluated epochs)
@@ -190,6 +226,8 @@ impl Run<'_> {
             seed: ctx.seed.0,
             weights_sha256: String::new(),
             optimizer_sha256: String::new(),
+            step: 0,
+            sums_sha256: String::new(),
         };
         let dir = ctx.dir.join("state");
         state::save(&dir, &self.state_parts(), state)?;

@@ -59,20 +59,32 @@ pub fn batches_per_epoch(n: usize, batch_size: usize) -> usize {
     n.div_ceil(batch_size)
 }
 
-/// Runs `consume` on every batch of `epoch`, in order, while workers prepare the next ones.
-/// Stops early (returning Ok(false)) when `stop` is set.
+/// How a pass over an epoch's batches ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Every batch was consumed.
+    Finished,
+    /// `stop` was set; batches `0..done` of the epoch have been consumed.
+    Stopped { done: usize },
+}
+
+/// Runs `consume` on batches `first..` of `epoch`, in order, while workers prepare the next
+/// ones (`first` > 0 resumes an epoch stopped part-way: the batches are the same, as each
+/// is a function of the seed, the epoch and its position). Stops early when `stop` is set.
 pub fn for_each_batch(
     spec: &LoaderSpec,
     epoch: usize,
+    first: usize,
     device: Device,
     stop: &AtomicBool,
     mut consume: impl FnMut(usize, Batch) -> Result<()>,
-) -> Result<bool> {
+) -> Result<Pass> {
     let order = epoch_order(spec.split.len(), spec.shuffle_seed, epoch);
     let nb = batches_per_epoch(order.len(), spec.batch_size);
-    let workers = spec.workers.max(1).min(nb.max(1));
+    let first = first.min(nb);
+    let workers = spec.workers.max(1).min((nb - first).max(1));
     let cancel = AtomicBool::new(false);
-    std::thread::scope(|scope| -> Result<bool> {
+    std::thread::scope(|scope| -> Result<Pass> {
         let mut receivers = Vec::with_capacity(workers);
         for w in 0..workers {
             let (tx, rx) = crossbeam_channel::bounded::<RawBatch>(spec.prefetch.max(1));
@@ -80,7 +92,7 @@ pub fn for_each_batch(
             let order = &order;
             let cancel = &cancel;
             scope.spawn(move || {
-                let mut b = w;
+                let mut b = first + w;
                 while b < nb && !cancel.load(Ordering::Relaxed) {
                     let start = b * spec.batch_size;
                     let end = (start + spec.batch_size).min(order.len());
@@ -92,13 +104,13 @@ pub fn for_each_batch(
                 }
             });
         }
-        let mut result = Ok(true);
-        for b in 0..nb {
+        let mut result = Ok(Pass::Finished);
+        for b in first..nb {
             if stop.load(Ordering::Relaxed) {
-                result = Ok(false);
+                result = Ok(Pass::Stopped { done: b });
                 break;
             }
-            let raw = receivers[b % workers]
+            let raw = receivers[(b - first) % workers]
                 .recv()
                 .expect("worker alive while batches remain");
             if let Err(e) = consume(b, raw.into_batch(spec, device)) {
@@ -281,17 +293,47 @@ mod tests {
         }
     }
 
-    fn collect(workers: usize) -> Vec<(Vec<f32>, Vec<i64>)> {
+    fn collect_from(workers: usize, first: usize) -> Vec<(Vec<f32>, Vec<i64>)> {
         let mut out = Vec::new();
         let stop = AtomicBool::new(false);
-        for_each_batch(&spec(workers), 0, Device::Cpu, &stop, |_, b| {
+        let pass = for_each_batch(&spec(workers), 0, first, Device::Cpu, &stop, |_, b| {
             let v: Vec<f32> = Vec::try_from(b.views[0].flatten(0, -1)).unwrap();
             let l: Vec<i64> = Vec::try_from(&b.indices).unwrap();
             out.push((v, l));
             Ok(())
         })
         .unwrap();
+        assert_eq!(pass, Pass::Finished);
         out
+    }
+
+    fn collect(workers: usize) -> Vec<(Vec<f32>, Vec<i64>)> {
+        collect_from(workers, 0)
+    }
+
+    #[test]
+    fn a_resumed_epoch_yields_the_batches_it_had_left() {
+        let whole = collect(1);
+        for workers in [1, 2, 3] {
+            assert_eq!(collect_from(workers, 2), whole[2..], "{workers} workers");
+        }
+        assert!(collect_from(2, 5).is_empty());
+    }
+
+    #[test]
+    fn a_stop_reports_the_batches_consumed() {
+        let stop = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        let pass = for_each_batch(&spec(2), 0, 1, Device::Cpu, &stop, |b, _| {
+            seen.push(b);
+            if b == 3 {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 2, 3]);
+        assert_eq!(pass, Pass::Stopped { done: 4 });
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::roles::spec_of;
 use super::setup;
 use super::spec::{TrainCtx, TrainSpec};
 use super::state::{self, StatePart};
+use super::step::EpochSums;
 use crate::checkpoint::SpecRecord;
 use crate::error::Result;
 use crate::plugin::optim::LrSchedule;
@@ -33,6 +34,10 @@ pub(super) struct Run<'a> {
     pub test: Option<(Tensor, Tensor)>,
     pub history: Vec<EpochMetrics>,
     pub start_epoch: usize,
+    /// Batches of `start_epoch` already trained before an interrupt (resumed mid-epoch).
+    pub start_step: usize,
+    /// The running sums of `start_epoch` when resumed mid-epoch.
+    pub resumed_sums: Option<EpochSums>,
     pub end_epoch: usize,
     /// The spec's precision, or the pipeline's.
     pub precision: Precision,
@@ -111,6 +116,8 @@ impl<'a> Run<'a> {
             test,
             history: Vec::new(),
             start_epoch: 0,
+            start_step: 0,
+            resumed_sums: None,
             end_epoch: spec.stop_after.unwrap_or(spec.epochs).min(spec.epochs),
             precision,
             teacher_test_predictions,
@@ -137,15 +144,36 @@ impl<'a> Run<'a> {
             .collect()
     }
 
-    /// Continues from the newest intact epoch state, when there is one.
+    /// Continues from the newest intact state (an epoch's end, or a step inside one),
+    /// when there is one.
     pub fn resume(&mut self) -> Result<()> {
         let state_dir = self.ctx.dir.join("state");
         let ctx = self.ctx;
         let warn = |m: &str| ctx.progress.log(&format!("warning: {}: {m}", ctx.label));
         let mut parts = self.state_parts();
-        if let Some(st) = state::restore(&state_dir, &mut parts, &warn)? {
-            self.start_epoch = st.epoch;
-            self.history = st.metrics;
+        let Some(restored) = state::restore(&state_dir, &mut parts, &warn)? else {
+            return Ok(());
+        };
+        let st = restored.state;
+        self.start_epoch = st.epoch;
+        self.history = st.metrics;
+        if st.step > 0 {
+            self.start_step = st.step;
+            self.resumed_sums = Some(EpochSums::from_tensors(
+                &restored.sums,
+                self.terms.len(),
+                self.trained.len(),
+                ctx.device,
+            )?);
+            ctx.progress.log(&format!(
+                "{}: resuming inside epoch {}/{}, after step {}/{}",
+                ctx.label,
+                st.epoch + 1,
+                self.spec.epochs,
+                st.step,
+                self.steps_per_epoch
+            ));
+        } else {
             ctx.progress.log(&format!(
                 "{}: resuming after epoch {}/{}",
                 ctx.label, self.start_epoch, self.spec.epochs

@@ -126,6 +126,10 @@ pub struct TrainCtx<'a> {
     pub interrupted: &'a AtomicBool,
     /// The pipeline's default precision, for a spec that names none.
     pub precision: Precision,
+    /// Whether an interrupt inside an epoch saves the state reached (a stage's own run).
+    /// A search member does not: its lease may pass to another worker, which resumes it
+    /// from the member's last saved epoch.
+    pub save_mid_epoch: bool,
 }
 
 /// The checkpoint directory a finished training run leaves.

@@ -179,6 +179,7 @@ impl TrainerTrials<'_> {
                 progress: self.progress,
                 interrupted: halt,
                 precision: spec.precision.unwrap_or_default(),
+                save_mid_epoch: false,
             },
         )?;
         let history = read_metrics(&dir.join("metrics.jsonl"))?;

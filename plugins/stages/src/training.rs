@@ -63,6 +63,7 @@ impl Stage for TrainingStage {
             progress: ctx.progress,
             interrupted: ctx.interrupted,
             precision: ctx.precision,
+            save_mid_epoch: true,
         };
         let outcome = match trainer::train(&self.spec, &tctx) {
             // Located like a configuration error, but a failed run (exit 1), not bad input.

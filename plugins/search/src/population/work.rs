@@ -178,8 +178,8 @@ fn worker(
 /// A worker of its own (a process that joined the search through the store): claims
 /// members (`only` that one when given), trains and reports them until nothing is left, and
 /// returns the steps it completed. Other processes' progress is seen by polling the store
-/// every `poll`. `halt` (a SIGTERM) stops it after the member in training is saved and its
-/// lease given back: `Error::Interrupted`.
+/// every `poll`. `halt` (a SIGTERM) stops the member in training at its next step and gives
+/// its lease back: `Error::Interrupted`.
 pub fn work(
     pop: &Population<'_>,
     trials: &dyn Trials,
