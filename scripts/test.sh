@@ -16,6 +16,27 @@ apt_install() {
 command -v readelf >/dev/null || apt_install binutils
 command -v shellcheck >/dev/null || apt_install shellcheck
 cargo fmt --all -- --check
+# The one-machine build first (no `cluster` feature): lint-clean, none of the cluster
+# crates in its tree, and a located error naming the feature for a PostgreSQL store.
+cargo clippy --workspace --no-default-features -- -D warnings
+if cargo tree -p rolekd --no-default-features -e normal --prefix none |
+    grep -qE '^(tokio|postgres|object_store) v'; then
+  echo "a --no-default-features build still depends on the cluster crates" >&2
+  exit 1
+fi
+cargo build --no-default-features --bin rolekd-run
+laptop=$(mktemp -d)
+printf '%s\n' 'name: laptop' 'data: {type: fashion-mnist, train_size: 100, test_size: 100}' \
+  'stages:' '  s:' '    kind: search' '    role: teacher' '    store: postgres://u@db:5432/x' \
+  '    trial: {model: {type: small-cnn, channels: [4, 8]}, epochs: 2}' > "$laptop/p.yaml"
+if target/debug/rolekd-run "$laptop/p.yaml" --run-dir "$laptop/r" > "$laptop/out" 2>&1 ||
+    ! grep -q 'p.yaml:7:.*without the `cluster` feature' "$laptop/out"; then
+  echo "the one-machine build did not refuse a PostgreSQL store with a located error:" >&2
+  cat "$laptop/out" >&2
+  exit 1
+fi
+rm -rf "$laptop"
+# The default build (every test below runs it).
 cargo clippy --workspace --all-targets -- -D warnings
 # cargo-nextest (on the CI image) runs the test binaries side by side, so a binary with one
 # long test does not leave a core idle; plain `cargo test` where it is missing.

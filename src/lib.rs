@@ -11,6 +11,6 @@ pub fn link_builtins() {
     rolekd_augment::link();
     rolekd_kd::link();
     rolekd_optim::link();
-    rolekd_stages::link();
+    rolekd_train_stages::link();
     rolekd_search::link();
 }

@@ -4,7 +4,7 @@
 //! and on 3x32x32 images (the same Fashion-MNIST images, padded and coloured, written in
 //! CIFAR-10's binary layout so the CIFAR loader reads them).
 //!
-//! The depthwise families (MobileNetV2, ShuffleNetV2) train at 105-285 images/s here and
+//! The depthwise families (MobileNetV2, ShuffleNetV2) are the slowest to train on a CPU and
 //! need more than 16 steps to leave chance: their check (two epochs of 48 steps) is
 //! `depthwise_models_train_with_the_defaults`, ignored in CI for its minutes
 //! (`cargo test --test defaults -- --ignored`).

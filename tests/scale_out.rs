@@ -12,8 +12,8 @@ mod common;
 
 use common::{bin, write, TINY_DATA};
 use rolekd_search::checkpoints::{CheckpointStore, STATE_FILES};
-use rolekd_search::s3_server;
-use rolekd_search::store::{self, pg_server, transact, Status};
+use rolekd_search::store::{self, transact, Status};
+use rolekd_test_servers::{pg as pg_server, s3 as s3_server};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;

@@ -66,8 +66,7 @@ impl Precision {
 
 /// Whether this CPU computes bf16 natively (`avx512_bf16` or `amx_bf16` among its flags);
 /// `None` where `/proc/cpuinfo` cannot tell. Without it oneDNN emulates bf16, and a bf16 run
-/// is many times slower than fp32 (measured: 12x on an AVX2-only AMD EPYC), so the trainer
-/// warns.
+/// is many times slower than fp32 (docs/benchmarks.md), so the trainer warns.
 pub fn cpu_has_native_bf16() -> Option<bool> {
     static NATIVE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
     *NATIVE.get_or_init(|| {

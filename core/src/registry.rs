@@ -242,6 +242,17 @@ pub fn closest_name(name: &str, known: &[String]) -> Option<String> {
         .map(|(_, k)| k.clone())
 }
 
+/// The constructor of the plugin `entry`'s `type:` names, found with `lookup` (one of this
+/// module's typed look-ups, e.g. [`model`]): an unknown name is a located error at that key,
+/// with the closest valid name.
+pub fn of_entry<T>(
+    entry: &crate::config::Params,
+    lookup: fn(&str) -> Result<T, UnknownPlugin>,
+) -> Result<T, crate::config::ConfigError> {
+    let name = entry.type_name()?;
+    lookup(&name).map_err(|e| entry.type_error(e.to_string()))
+}
+
 macro_rules! typed_lookup {
     ($fn_name:ident, $variant:ident, $ty:ty) => {
         /// Looks up a plugin of this kind and returns its constructor.

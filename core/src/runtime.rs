@@ -42,7 +42,13 @@ pub struct RunOptions {
     pub plugins: Vec<PathBuf>,
     /// Recorded in the run's `provenance.json`.
     pub invoker: crate::provenance::Invoker,
+    /// Writes `summary.md` from a run's report (the report crate's table: presentation
+    /// lives there); `None` writes none.
+    pub summary: Option<SummaryFn>,
 }
+
+/// Formats a run's `summary.md` from the pipeline's name and the run's report.
+pub type SummaryFn = fn(&str, &RunReport) -> String;
 
 /// What happened to a stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,10 +176,7 @@ pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<R
     }
     let report = RunReport::over_seeds(run_dir.clone(), per_seed);
     table_all_metrics(&run_dir, pipeline.seed, &progress);
-    write_atomic(
-        &run_dir.join("summary.md"),
-        summary_markdown(&pipeline.name, &report).as_bytes(),
-    )?;
+    write_summary(opts, &pipeline.name, &report)?;
     Ok(report)
 }
 
@@ -219,14 +222,7 @@ fn run_graph(
         if let Some(d) = data_cell.borrow().as_ref() {
             return Ok(d.clone());
         }
-        let name = pipeline.data.type_name()?;
-        let factory = registry::dataset(&name).map_err(|e| {
-            let at = pipeline
-                .data
-                .get("type")
-                .unwrap_or_else(|| pipeline.data.clone());
-            at.error(e.to_string())
-        })?;
+        let factory = registry::of_entry(&pipeline.data, registry::dataset)?;
         let t0 = Instant::now();
         // A search worker (rolekd-search's worker) rebuilds it the same way, from the
         // `data_params` and `data_seed` of the stage's context.
@@ -354,10 +350,7 @@ fn run_graph(
         stages: reports,
         seeds: Vec::new(),
     };
-    write_atomic(
-        &run_dir.join("summary.md"),
-        summary_markdown(&pipeline.name, &report).as_bytes(),
-    )?;
+    write_summary(opts, &pipeline.name, &report)?;
     Ok(report)
 }
 
@@ -491,147 +484,13 @@ fn remove_dir(dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
-fn pct(v: Option<&f64>) -> String {
-    v.map(|x| format!("{:.2}%", x * 100.0))
-        .unwrap_or_else(|| "-".into())
-}
-
-/// The summary table: every stage's final and best test accuracy; for a `seeds:` run,
-/// mean ± sample std over the seeds.
-pub fn summary_markdown(name: &str, report: &RunReport) -> String {
-    if !report.seeds.is_empty() {
-        return seeds_markdown(name, report);
+/// Writes `report.run_dir/summary.md` with the options' formatter, when they give one.
+fn write_summary(opts: &RunOptions, name: &str, report: &RunReport) -> Result<()> {
+    match opts.summary {
+        Some(format) => write_atomic(
+            &report.run_dir.join("summary.md"),
+            format(name, report).as_bytes(),
+        ),
+        None => Ok(()),
     }
-    let mut s = format!("# {name}\n\n| stage | kind | final test acc | best test acc (epoch) | val acc | seconds | status |\n|---|---|---|---|---|---|---|\n");
-    for st in &report.stages {
-        let summary = st.result.as_ref().map(|r| &r.summary);
-        let get = |k: &str| summary.and_then(|m| m.get(k));
-        let best = match (get("best_test_acc"), get("best_epoch")) {
-            (Some(a), Some(e)) => format!("{:.2}% ({})", a * 100.0, *e as usize),
-            (Some(a), None) => format!("{:.2}%", a * 100.0),
-            _ => "-".into(),
-        };
-        s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
-            st.name,
-            st.kind,
-            pct(final_acc(st)),
-            best,
-            pct(get("final_val_acc")),
-            get("stage_seconds")
-                .map(|t| format!("{t:.0}"))
-                .unwrap_or_else(|| "-".into()),
-            status_word(&st.status).to_string() + warned(st)
-        ));
-    }
-    s.push_str(&warnings_section(
-        report.stages.iter().map(|st| (st.name.clone(), st)),
-    ));
-    s
-}
-
-/// The mark a stage with warnings gets in a results table.
-pub const WARNED: &str = " ⚠ see warnings";
-
-fn warned(st: &StageReport) -> &'static str {
-    match &st.result {
-        Some(r) if !r.warnings.is_empty() => WARNED,
-        _ => "",
-    }
-}
-
-/// `## Warnings`: every warning of every stage (empty when there are none).
-fn warnings_section<'a>(stages: impl Iterator<Item = (String, &'a StageReport)>) -> String {
-    let mut out = String::new();
-    for (label, st) in stages {
-        for w in st.result.iter().flat_map(|r| &r.warnings) {
-            out.push_str(&format!("- **{label}**: {w}\n"));
-        }
-    }
-    if out.is_empty() {
-        out
-    } else {
-        format!("\n## Warnings\n\n{out}")
-    }
-}
-
-fn status_word(s: &StageStatus) -> &'static str {
-    match s {
-        StageStatus::Ran => "ran",
-        StageStatus::Cached => "reused",
-        StageStatus::Planned => "planned",
-    }
-}
-
-/// A stage's final test accuracy (train/distill: last epoch; evaluate: its figure).
-pub fn final_acc(st: &StageReport) -> Option<&f64> {
-    let summary = st.result.as_ref().map(|r| &r.summary)?;
-    summary
-        .get("final_test_acc")
-        .or_else(|| summary.get("test_acc"))
-}
-
-/// Mean and sample standard deviation (0 for one value).
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = if xs.len() > 1 {
-        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
-fn seeds_markdown(name: &str, report: &RunReport) -> String {
-    let seeds: Vec<String> = report.seeds.iter().map(|(s, _)| s.to_string()).collect();
-    let mut s = format!(
-        "# {name} (seeds {})\n\n| stage | kind | final test acc, mean ± std | per seed | seconds (sum) |\n|---|---|---|---|---|\n",
-        seeds.join(", ")
-    );
-    for (i, st) in report.stages.iter().enumerate() {
-        let per: Vec<Option<f64>> = report
-            .seeds
-            .iter()
-            .map(|(_, r)| r.stages.get(i).and_then(final_acc).copied())
-            .collect();
-        let have: Vec<f64> = per.iter().flatten().copied().collect();
-        let mean = if have.is_empty() {
-            "-".to_string()
-        } else {
-            let (m, sd) = mean_std(&have);
-            format!("{:.2} ± {:.2}%", m * 100.0, sd * 100.0)
-        };
-        let each: Vec<String> = per.iter().map(|v| pct(v.as_ref())).collect();
-        let secs: f64 = report
-            .seeds
-            .iter()
-            .filter_map(|(_, r)| {
-                r.stages
-                    .get(i)
-                    .and_then(|x| x.result.as_ref())
-                    .and_then(|r| r.summary.get("stage_seconds"))
-            })
-            .sum();
-        let any_warned = report
-            .seeds
-            .iter()
-            .filter_map(|(_, r)| r.stages.get(i))
-            .any(|x| !warned(x).is_empty());
-        s.push_str(&format!(
-            "| {}{} | {} | {mean} | {} | {secs:.0} |\n",
-            st.name,
-            if any_warned { WARNED } else { "" },
-            st.kind,
-            each.join(" / ")
-        ));
-    }
-    s.push_str(&warnings_section(report.seeds.iter().flat_map(
-        |(seed, r)| {
-            r.stages
-                .iter()
-                .map(move |st| (format!("{} (seed {seed})", st.name), st))
-        },
-    )));
-    s
 }

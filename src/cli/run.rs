@@ -51,6 +51,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             git_commit: option_env!("ROLEKD_GIT_COMMIT").map(String::from),
             command_line: std::env::args().collect(),
         },
+        summary: Some(rolekd_report::summary_markdown),
     };
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
@@ -65,7 +66,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !opts.dry_run {
         print!(
             "{}",
-            runtime::summary_markdown(&file.display().to_string(), &report)
+            rolekd_report::summary_markdown(&file.display().to_string(), &report)
         );
         match rolekd_report::write_report(&report.run_dir) {
             Ok(files) => println!("\nreport: {}", files.markdown.display()),

@@ -3,6 +3,7 @@
 mod load;
 mod location;
 mod params;
+mod ranges;
 
 pub use load::{apply_override, deep_merge, load_pipeline, parse_yaml, LoadedYaml};
 pub use location::{join_index, join_key, parent_path, Location, SourceMap};

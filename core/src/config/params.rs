@@ -130,6 +130,14 @@ impl Params {
         Params::new(value, self.path.clone(), self.sources.clone())
     }
 
+    /// An error about the plugin this entry names, located at its `type:` key (or at the
+    /// entry itself when it is a bare name).
+    pub fn type_error(&self, message: impl Into<String>) -> ConfigError {
+        self.get("type")
+            .unwrap_or_else(|| self.clone())
+            .error(message)
+    }
+
     /// The `type:` field every plugin entry carries.
     pub fn type_name(&self) -> Result<String, ConfigError> {
         match &self.value {

@@ -127,10 +127,9 @@ pub fn for_each_batch(
 /// A batch as plain buffers. Workers build these and the training thread makes the
 /// tensors. libtorch ops on a worker thread can run parallel loops, which gives that
 /// thread an OpenMP team of its own; libgomp, managing more threads than there are cores,
-/// then lets every team sleep between parallel regions instead of spinning. With tensors
-/// built on the workers, ResNet-20 on 2 cores (2,500 images) trained at 675-711 img/s, and
-/// at 768-825 with `OMP_WAIT_POLICY=ACTIVE`; built here, 793-822 with the default policy,
-/// which no longer gains from ACTIVE.
+/// then lets every team sleep between parallel regions instead of spinning, which cost
+/// ResNet-20 about 15% of its training speed (the figures: docs/benchmarks.md, "Where
+/// batches become tensors").
 struct RawBatch {
     views: Vec<Vec<f32>>,
     labels: Vec<i64>,

@@ -51,11 +51,7 @@ pub fn build_model(
     device: Device,
     seed: Seed,
 ) -> Result<BuiltModel> {
-    let name = entry.type_name()?;
-    let factory = registry::model(&name).map_err(|e| {
-        let at = entry.get("type").unwrap_or_else(|| entry.clone());
-        at.error(e.to_string())
-    })?;
+    let factory = registry::of_entry(entry, registry::model)?;
     let quant = match entry.get("quant") {
         Some(q) => q.parse::<QuantSpec>()?,
         None => QuantSpec::default(),
@@ -142,11 +138,7 @@ pub fn build_policy(
     let Some(entry) = entry else {
         return Ok(Arc::new(NoAugment));
     };
-    let name = entry.type_name()?;
-    let factory = registry::augment_policy(&name).map_err(|e| {
-        let at = entry.get("type").unwrap_or_else(|| entry.clone());
-        at.error(e.to_string())
-    })?;
+    let factory = registry::of_entry(entry, registry::augment_policy)?;
     Ok(Arc::from(factory(entry, &ctx)?))
 }
 

@@ -188,10 +188,7 @@ pub(super) fn build_terms(
     let mut terms: Vec<Term> = Vec::new();
     for (i, ls) in spec.losses.iter().enumerate() {
         let name = ls.entry.type_name()?;
-        let factory = registry::loss(&name).map_err(|e| {
-            let at = ls.entry.get("type").unwrap_or_else(|| ls.entry.clone());
-            at.error(e.to_string())
-        })?;
+        let factory = registry::of_entry(&ls.entry, registry::loss)?;
         let (student, teacher) = bind(ls, roles, ctx)?;
         let loss_ctx = LossCtx {
             num_classes: shape.num_classes,
@@ -287,8 +284,7 @@ pub(super) fn build_optimizers(spec: &TrainSpec, roles: &[Role]) -> Result<Vec<T
             .optimizer
             .clone()
             .unwrap_or_else(|| (spec.optimizer.clone(), spec.lr));
-        let name = entry.type_name()?;
-        let factory = registry::optimizer(&name).map_err(|e| entry.error(e.to_string()))?;
+        let factory = registry::of_entry(&entry, registry::optimizer)?;
         let opt = factory(&entry.without(&["lr"]), trainable_params(&role.built.vs))?;
         out.push(Trained {
             role: i,
@@ -301,9 +297,7 @@ pub(super) fn build_optimizers(spec: &TrainSpec, roles: &[Role]) -> Result<Vec<T
 }
 
 pub(super) fn build_schedule(spec: &TrainSpec) -> Result<Box<dyn LrSchedule>> {
-    let name = spec.lr_schedule.type_name()?;
-    let factory =
-        registry::lr_schedule(&name).map_err(|e| spec.lr_schedule.error(e.to_string()))?;
+    let factory = registry::of_entry(&spec.lr_schedule, registry::lr_schedule)?;
     factory(&spec.lr_schedule)
 }
 

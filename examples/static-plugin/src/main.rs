@@ -54,7 +54,10 @@ enum Failure {
 
 fn parse(args: &[String]) -> Result<(PathBuf, RunOptions), Failure> {
     let mut file = None;
-    let mut opts = RunOptions::default();
+    let mut opts = RunOptions {
+        summary: Some(rolekd_report::summary_markdown),
+        ..RunOptions::default()
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |flag: &str| {
@@ -87,7 +90,7 @@ fn run(file: &Path, opts: &RunOptions) -> Result<(), Failure> {
     if !opts.dry_run {
         print!(
             "{}",
-            runtime::summary_markdown(&file.display().to_string(), &report)
+            rolekd_report::summary_markdown(&file.display().to_string(), &report)
         );
         println!("\nrun directory: {}", report.run_dir.display());
     }

@@ -141,7 +141,7 @@ pub fn assemble(
     }
     let rest = n_train_file - sp.val_size;
     let train_size = match sp.train_size {
-        Some(0) => return Err(params.child_error("train_size", "must be at least 1").into()),
+        Some(0) => return Err(params.at_least("train_size", 0, 1).unwrap_err().into()),
         Some(n) if n > rest => {
             return Err(params
                 .child_error(

@@ -2,8 +2,7 @@
 //! Performance of CNNs via Attention Transfer", ICLR 2017.
 
 use crate::util::{
-    l2_normalize, pool_to, positive, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel,
-    Tap,
+    l2_normalize, pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
 };
 use rolekd_core::config::Params;
 use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
@@ -67,8 +66,8 @@ impl Loss for At {
 /// The registry's constructor.
 pub fn build(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: AtParams = params.parse()?;
-    positive(params, "beta", p.beta)?;
-    positive(params, "p", p.p)?;
+    params.positive("beta", p.beta)?;
+    params.positive("p", p.p)?;
     let taps = resolve_taps(
         params,
         ctx,
@@ -141,13 +140,15 @@ mod tests {
         }
         let vs = nn::VarStore::new(Device::Cpu);
         let mut l = build("at", &format!("{{p: {p}}}"), &c, &vs);
-        let logits = randn(&[2, 3], false);
-        let so = output(&logits, &[("stage1", &s1), ("stage2", &s2)]);
+        let (logits, labels) = check_loss(
+            l.as_mut(),
+            &[("stage1", &s1), ("stage2", &s2)],
+            &[("stage1", &t1), ("stage2", &t2_)],
+            expect,
+            &format!("at, p = {p}"),
+            &s1,
+        );
         let to = output(&logits, &[("stage1", &t1), ("stage2", &t2_)]);
-        let labels = Tensor::from_slice(&[0i64, 1]);
-        let v = run(l.as_mut(), &so, Some(&to), &labels);
-        close(scalar(&v), expect, &format!("at, p = {p}"));
-        grad_ok(&v, &s1, "at");
         let v = run(l.as_mut(), &to, Some(&to), &labels);
         assert!(scalar(&v).abs() < 1e-6);
     }

@@ -2,7 +2,7 @@
 //! Distillation", ICCV 2019.
 
 use crate::util::{
-    l2_normalize, pooled, positive, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
+    l2_normalize, pooled, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
 };
 use rolekd_core::config::Params;
 use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
@@ -59,7 +59,7 @@ impl Loss for Cc {
 /// The registry's constructor.
 pub fn build(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: CcParams = params.parse()?;
-    positive(params, "gamma", p.gamma)?;
+    params.positive("gamma", p.gamma)?;
     let taps = resolve_taps(params, ctx, p.features.as_deref(), DefaultTaps::Last, "cc")?;
     Ok(Box::new(Cc {
         taps,
@@ -77,7 +77,7 @@ rolekd_core::register_plugin!(
 #[cfg(test)]
 mod tests {
     use crate::testutil::*;
-    use tch::{nn, Device, Tensor};
+    use tch::{nn, Device};
 
     fn corr(m: &Map4, gamma: f64) -> Vec<Vec<f64>> {
         let b = m.dims[0];
@@ -100,25 +100,17 @@ mod tests {
         let s = randn(&[3, 2, 2, 2], true);
         let t = randn(&[3, 5, 1, 1], false);
         let (cs, ct) = (corr(&Map4::of(&s), 2.0), corr(&Map4::of(&t), 2.0));
-        let mut expect = 0.0;
-        for i in 0..3 {
-            for j in 0..3 {
-                expect += (cs[i][j] - ct[i][j]).powi(2);
-            }
-        }
-        expect /= 9.0;
+        let expect = mean_sq_diff(&cs, &ct);
         let vs = nn::VarStore::new(Device::Cpu);
         let mut l = build("cc", "{gamma: 2.0}", &c, &vs);
-        let logits = randn(&[3, 3], false);
-        let labels = Tensor::from_slice(&[0i64, 1, 2]);
-        let v = run(
+        let (logits, labels) = check_loss(
             l.as_mut(),
-            &output(&logits, &[("stage3", &s)]),
-            Some(&output(&logits, &[("stage3", &t)])),
-            &labels,
+            &[("stage3", &s)],
+            &[("stage3", &t)],
+            expect,
+            "cc",
+            &s,
         );
-        close(scalar(&v), expect, "cc");
-        grad_ok(&v, &s, "cc");
         let so = output(&logits, &[("stage3", &t)]);
         let mut l = build(
             "cc",

@@ -1,8 +1,6 @@
 //! `crd`: Tian, Krishnan, Isola, "Contrastive Representation Distillation", ICLR 2020.
 
-use crate::util::{
-    l2_normalize, pooled, positive, resolve_taps, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
+use crate::util::{l2_normalize, pooled, resolve_taps, tap_pair, DefaultTaps, FeatureSel, Tap};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
 use rolekd_core::{Error, Result};
@@ -157,7 +155,7 @@ impl Crd {
     /// Builds the heads and the memory banks.
     pub fn new(params: &Params, ctx: &LossCtx, vs: &nn::Path) -> Result<Crd> {
         let p: CrdParams = params.parse()?;
-        positive(params, "temperature", p.temperature)?;
+        params.positive("temperature", p.temperature)?;
         if !(0.0..1.0).contains(&p.momentum) {
             return Err(params
                 .child_error(

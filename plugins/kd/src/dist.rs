@@ -1,7 +1,7 @@
 //! `dist`: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher",
 //! NeurIPS 2022.
 
-use crate::util::{non_negative, positive, teacher};
+use crate::util::teacher;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
 use rolekd_core::Result;
@@ -62,9 +62,9 @@ impl Loss for Dist {
 /// The registry's constructor.
 pub fn build(params: &Params, _ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: DistParams = params.parse()?;
-    non_negative(params, "beta", p.beta)?;
-    non_negative(params, "gamma", p.gamma)?;
-    positive(params, "temperature", p.temperature)?;
+    params.non_negative("beta", p.beta)?;
+    params.non_negative("gamma", p.gamma)?;
+    params.positive("temperature", p.temperature)?;
     Ok(Box::new(Dist { p }))
 }
 
@@ -116,14 +116,7 @@ mod tests {
             &vs,
         );
         let labels = Tensor::from_slice(&[0i64, 1, 2]);
-        let v = run(
-            l.as_mut(),
-            &output(&s, &[]),
-            Some(&output(&t, &[])),
-            &labels,
-        );
-        close(scalar(&v), expect, "dist");
-        grad_ok(&v, &s, "dist");
+        check_logit_loss(l.as_mut(), &s, &t, &labels, expect, "dist");
         let v = run(
             l.as_mut(),
             &output(&t, &[]),

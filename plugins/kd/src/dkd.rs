@@ -1,6 +1,6 @@
 //! `dkd`: Zhao, Cui, Song, Qiu, Liang, "Decoupled Knowledge Distillation", CVPR 2022.
 
-use crate::util::{non_negative, positive, teacher};
+use crate::util::teacher;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
 use rolekd_core::Result;
@@ -103,9 +103,9 @@ impl Loss for Dkd {
 /// The registry's constructor.
 pub fn build(params: &Params, _ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: DkdParams = params.parse()?;
-    non_negative(params, "alpha", p.alpha)?;
-    non_negative(params, "beta", p.beta)?;
-    positive(params, "temperature", p.temperature)?;
+    params.non_negative("alpha", p.alpha)?;
+    params.non_negative("beta", p.beta)?;
+    params.positive("temperature", p.temperature)?;
     Ok(Box::new(Dkd { p }))
 }
 

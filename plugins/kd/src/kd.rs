@@ -63,12 +63,7 @@ impl Loss for Kd {
 
 /// Checks a temperature parameter.
 pub(crate) fn check_temperature(params: &Params, key: &str, t: f64) -> Result<()> {
-    if !(t.is_finite() && t > 0.0) {
-        return Err(params
-            .child_error(key, format!("must be a positive number, got {t}"))
-            .into());
-    }
-    Ok(())
+    Ok(params.positive(key, t)?)
 }
 
 /// The registry's constructor.

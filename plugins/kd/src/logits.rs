@@ -50,14 +50,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let mut l = build("logits", "{}", &ctx(&[], &[]), &vs);
         let labels = Tensor::from_slice(&[0i64, 1]);
-        let v = run(
-            l.as_mut(),
-            &output(&s, &[]),
-            Some(&output(&t, &[])),
-            &labels,
-        );
-        close(scalar(&v), expect, "logits");
-        grad_ok(&v, &s, "logits");
+        check_logit_loss(l.as_mut(), &s, &t, &labels, expect, "logits");
         let v = run(
             l.as_mut(),
             &output(&t, &[]),

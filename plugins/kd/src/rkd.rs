@@ -1,8 +1,7 @@
 //! `rkd`: Park, Kim, Lu, Cho, "Relational Knowledge Distillation", CVPR 2019.
 
 use crate::util::{
-    l2_normalize, non_negative, pooled, positive, resolve_taps, sum_terms, tap_pair, DefaultTaps,
-    FeatureSel, Tap,
+    l2_normalize, pooled, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
 };
 use rolekd_core::config::Params;
 use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
@@ -106,9 +105,9 @@ impl Loss for Rkd {
 /// The registry's constructor.
 pub fn build(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: RkdParams = params.parse()?;
-    non_negative(params, "distance_weight", p.distance_weight)?;
-    non_negative(params, "angle_weight", p.angle_weight)?;
-    positive(params, "delta", p.delta)?;
+    params.non_negative("distance_weight", p.distance_weight)?;
+    params.non_negative("angle_weight", p.angle_weight)?;
+    params.positive("delta", p.delta)?;
     let taps = resolve_taps(
         params,
         ctx,
@@ -204,14 +203,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let mut l = build("rkd", "{}", &ctx(&[], &[]), &vs);
         let labels = Tensor::from_slice(&[0i64, 1, 2, 0]);
-        let v = run(
-            l.as_mut(),
-            &output(&s, &[]),
-            Some(&output(&t, &[])),
-            &labels,
-        );
-        close(scalar(&v), expect, "rkd");
-        grad_ok(&v, &s, "rkd");
+        check_logit_loss(l.as_mut(), &s, &t, &labels, expect, "rkd");
         let to = output(&t, &[]);
         assert!(scalar(&run(l.as_mut(), &to, Some(&to), &labels)).abs() < 1e-9);
     }

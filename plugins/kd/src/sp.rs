@@ -58,7 +58,7 @@ rolekd_core::register_plugin!(
 #[cfg(test)]
 mod tests {
     use crate::testutil::*;
-    use tch::{nn, Device, Tensor};
+    use tch::{nn, Device};
 
     fn g(m: &Map4) -> Vec<Vec<f64>> {
         let b = m.dims[0];
@@ -79,25 +79,17 @@ mod tests {
         let s = randn(&[3, 2, 2, 2], true);
         let t = randn(&[3, 4, 1, 1], false);
         let (gs, gt) = (g(&Map4::of(&s)), g(&Map4::of(&t)));
-        let mut expect = 0.0;
-        for i in 0..3 {
-            for j in 0..3 {
-                expect += (gs[i][j] - gt[i][j]).powi(2);
-            }
-        }
-        expect /= 9.0;
+        let expect = mean_sq_diff(&gs, &gt);
         let vs = nn::VarStore::new(Device::Cpu);
         let mut l = build("sp", "{}", &c, &vs);
-        let logits = randn(&[3, 3], false);
-        let labels = Tensor::from_slice(&[0i64, 1, 2]);
-        let v = run(
+        let (logits, labels) = check_loss(
             l.as_mut(),
-            &output(&logits, &[("stage3", &s)]),
-            Some(&output(&logits, &[("stage4", &t)])),
-            &labels,
+            &[("stage3", &s)],
+            &[("stage4", &t)],
+            expect,
+            "sp",
+            &s,
         );
-        close(scalar(&v), expect, "sp");
-        grad_ok(&v, &s, "sp");
         let mut l = build(
             "sp",
             "{features: [{student: stage4, teacher: stage4}]}",

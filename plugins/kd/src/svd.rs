@@ -171,11 +171,7 @@ fn consecutive_taps(
 /// The registry's constructor for `kd-svd`.
 pub fn build_kd_svd(params: &Params, ctx: &LossCtx, _vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: KdSvdParams = params.parse()?;
-    if p.k < 1 {
-        return Err(params
-            .child_error("k", format!("must be >= 1, got {}", p.k))
-            .into());
-    }
+    params.at_least("k", p.k, 1)?;
     let batch_mean = match p.reduction.as_str() {
         "sum" => false,
         "mean" => true,
@@ -350,11 +346,7 @@ impl Loss for Mhgd {
 /// The registry's constructor for `mhgd`.
 pub fn build_mhgd(params: &Params, ctx: &LossCtx, vs: &nn::Path) -> Result<Box<dyn Loss>> {
     let p: MhgdParams = params.parse()?;
-    if p.heads < 1 {
-        return Err(params
-            .child_error("heads", format!("must be >= 1, got {}", p.heads))
-            .into());
-    }
+    params.at_least("heads", p.heads, 1)?;
     let taps = consecutive_taps(params, ctx, p.features.as_deref(), 1, "mhgd")?;
     let heads = taps
         .windows(2)

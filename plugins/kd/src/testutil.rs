@@ -238,3 +238,53 @@ pub fn conv1x1(x: &Map4, w: &[f64], bias: Option<&[f64]>, o: usize) -> Map4 {
         v,
     }
 }
+
+/// Runs `loss` for a student with features `student` against a teacher with `teacher`
+/// (fresh random logits, labels 0..B), checks the value against the hand computation
+/// `expect` and that a gradient reaches `grad_of`; returns the logits and labels.
+pub fn check_loss(
+    loss: &mut dyn Loss,
+    student: &[(&str, &Tensor)],
+    teacher: &[(&str, &Tensor)],
+    expect: f64,
+    what: &str,
+    grad_of: &Tensor,
+) -> (Tensor, Tensor) {
+    let b = student[0].1.size()[0];
+    let logits = randn(&[b, 3], false);
+    let labels = Tensor::arange(b, (Kind::Int64, Device::Cpu));
+    let v = run(
+        loss,
+        &output(&logits, student),
+        Some(&output(&logits, teacher)),
+        &labels,
+    );
+    close(scalar(&v), expect, what);
+    grad_ok(&v, grad_of, what);
+    (logits, labels)
+}
+
+/// Runs `loss` for student logits `s` against teacher logits `t`, checks the value against
+/// the hand computation `expect` and that a gradient reaches `s`.
+pub fn check_logit_loss(
+    loss: &mut dyn Loss,
+    s: &Tensor,
+    t: &Tensor,
+    labels: &Tensor,
+    expect: f64,
+    what: &str,
+) {
+    let v = run(loss, &output(s, &[]), Some(&output(t, &[])), labels);
+    close(scalar(&v), expect, what);
+    grad_ok(&v, s, what);
+}
+
+/// The mean of the squared differences of two equally sized matrices.
+pub fn mean_sq_diff(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    let (sum, n) = a
+        .iter()
+        .zip(b)
+        .flat_map(|(ra, rb)| ra.iter().zip(rb))
+        .fold((0.0, 0), |(s, n), (x, y)| (s + (x - y).powi(2), n + 1));
+    sum / n.max(1) as f64
+}

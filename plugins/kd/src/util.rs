@@ -280,26 +280,6 @@ pub fn l2_normalize(x: &Tensor, dim: i64) -> Tensor {
     x / n
 }
 
-/// A finite, positive parameter.
-pub fn positive(params: &Params, key: &str, v: f64) -> Result<()> {
-    if !(v.is_finite() && v > 0.0) {
-        return Err(params
-            .child_error(key, format!("must be a positive number, got {v}"))
-            .into());
-    }
-    Ok(())
-}
-
-/// A finite, non-negative parameter.
-pub fn non_negative(params: &Params, key: &str, v: f64) -> Result<()> {
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(params
-            .child_error(key, format!("must be a non-negative number, got {v}"))
-            .into());
-    }
-    Ok(())
-}
-
 /// Sum of a list of scalar tensors (zero for none).
 pub fn sum_terms(terms: Vec<Tensor>, device: tch::Device) -> Tensor {
     terms

@@ -103,14 +103,7 @@ impl Model for MobileNetV2 {
 /// The registry's constructor.
 pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn Model>> {
     let p: MobileNetV2Params = params.parse()?;
-    if !(p.width_mult.is_finite() && p.width_mult > 0.0) {
-        return Err(params
-            .child_error(
-                "width_mult",
-                format!("must be positive, got {}", p.width_mult),
-            )
-            .into());
-    }
+    params.positive("width_mult", p.width_mult)?;
     let plan = QuantPlan::new(&spec.quant)?;
     let act = plan.act().six();
     let bits = plan.body_weight();

@@ -244,17 +244,9 @@ pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn
             )
             .into());
     }
-    if p.width <= 0 {
-        return Err(params
-            .child_error("width", format!("must be positive, got {}", p.width))
-            .into());
-    }
+    params.at_least("width", p.width, 1)?;
     let stem = p.stem_width.unwrap_or(p.width);
-    if stem <= 0 {
-        return Err(params
-            .child_error("stem_width", format!("must be positive, got {stem}"))
-            .into());
-    }
+    params.at_least("stem_width", stem, 1)?;
     Ok(Box::new(resnet_cifar(vs, spec, p.depth, p.width, stem)?))
 }
 
@@ -375,11 +367,7 @@ fn resnet18_with(
     vs: &nn::Path,
 ) -> Result<Box<dyn Model>> {
     let p: ResNet18Params = params.parse()?;
-    if p.width <= 0 {
-        return Err(params
-            .child_error("width", format!("must be positive, got {}", p.width))
-            .into());
-    }
+    params.at_least("width", p.width, 1)?;
     let w = p.width;
     Ok(Box::new(ResNet::new(
         vs,

@@ -129,10 +129,8 @@ pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn
             )
             .into());
     }
-    if let Some(h) = p.hidden.filter(|&h| h <= 0) {
-        return Err(params
-            .child_error("hidden", format!("must be positive, got {h}"))
-            .into());
+    if let Some(h) = p.hidden {
+        params.at_least("hidden", h, 1)?;
     }
     let pools = p.channels.len() as u32;
     if (spec.height >> pools) < 1 || (spec.width >> pools) < 1 {

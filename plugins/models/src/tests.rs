@@ -6,7 +6,7 @@ use rolekd_core::plugin::model::{Model, ModelSpec, QuantSpec};
 use tch::{nn, Device, Kind, Tensor};
 
 /// One intra-op thread: on a small, busy machine libtorch's spinning OpenMP workers make
-/// these tiny forwards ~20x slower.
+/// these tiny forwards many times slower.
 pub(crate) fn one_thread() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| tch::set_num_threads(1));

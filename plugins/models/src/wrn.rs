@@ -108,14 +108,7 @@ pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn
             )
             .into());
     }
-    if p.widen_factor <= 0 {
-        return Err(params
-            .child_error(
-                "widen_factor",
-                format!("must be positive, got {}", p.widen_factor),
-            )
-            .into());
-    }
+    params.at_least("widen_factor", p.widen_factor, 1)?;
     if !(0.0..1.0).contains(&p.dropout) {
         return Err(params
             .child_error("dropout", format!("expected 0 <= p < 1, got {}", p.dropout))

@@ -234,22 +234,8 @@ fn check(params: &Params, cfg: &AdamParams, weight_decay: f64) -> Result<()> {
                 .into());
         }
     }
-    if !(cfg.eps.is_finite() && cfg.eps >= 0.0) {
-        return Err(params
-            .child_error(
-                "eps",
-                format!("must be a finite number >= 0, is {}", cfg.eps),
-            )
-            .into());
-    }
-    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-        return Err(params
-            .child_error(
-                "weight_decay",
-                format!("must be a finite number >= 0, is {weight_decay}"),
-            )
-            .into());
-    }
+    params.non_negative("eps", cfg.eps)?;
+    params.non_negative("weight_decay", weight_decay)?;
     Ok(())
 }
 

@@ -26,17 +26,8 @@ pub struct Warmup {
 
 impl Warmup {
     fn checked(epochs: f64, start: f64, params: &Params) -> Result<Warmup, ConfigError> {
-        if !(epochs.is_finite() && epochs >= 0.0) {
-            return Err(params.child_error(
-                "warmup_epochs",
-                format!("must be a finite number >= 0, is {epochs}"),
-            ));
-        }
-        if !(0.0..=1.0).contains(&start) {
-            return Err(
-                params.child_error("warmup_start", format!("must be in [0, 1], is {start}"))
-            );
-        }
+        params.non_negative("warmup_epochs", epochs)?;
+        params.within("warmup_start", start, 0.0, 1.0, false)?;
         Ok(Warmup { epochs, start })
     }
 
@@ -114,11 +105,7 @@ fn default_gamma() -> f64 {
 }
 
 fn check_gamma(gamma: f64, params: &Params) -> Result<(), ConfigError> {
-    if gamma.is_finite() && gamma > 0.0 {
-        Ok(())
-    } else {
-        Err(params.child_error("gamma", format!("must be a finite number > 0, is {gamma}")))
-    }
+    params.positive("gamma", gamma)
 }
 
 /// `constant`.
@@ -196,9 +183,7 @@ pub fn build_constant(params: &Params) -> Result<Box<dyn LrSchedule>> {
 /// Factory of `step`.
 pub fn build_step(params: &Params) -> Result<Box<dyn LrSchedule>> {
     let p: StepParams = params.parse()?;
-    if p.step_size == 0 {
-        return Err(params.child_error("step_size", "must be at least 1").into());
-    }
+    params.at_least("step_size", p.step_size as i64, 1)?;
     check_gamma(p.gamma, params)?;
     Ok(Box::new(StepLr {
         step_size: p.step_size,
@@ -230,14 +215,7 @@ pub fn build_multistep(params: &Params) -> Result<Box<dyn LrSchedule>> {
 /// Factory of `cosine`.
 pub fn build_cosine(params: &Params) -> Result<Box<dyn LrSchedule>> {
     let p: CosineParams = params.parse()?;
-    if !(p.min_lr.is_finite() && p.min_lr >= 0.0) {
-        return Err(params
-            .child_error(
-                "min_lr",
-                format!("must be a finite number >= 0, is {}", p.min_lr),
-            )
-            .into());
-    }
+    params.non_negative("min_lr", p.min_lr)?;
     Ok(Box::new(Cosine {
         min_lr: p.min_lr,
         warmup: p.warmup(params)?,

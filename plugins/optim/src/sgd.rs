@@ -186,11 +186,7 @@ pub fn build(params: &Params, trainable: Vec<TrainableParam>) -> Result<Box<dyn 
         ("dampening", cfg.dampening),
         ("weight_decay", cfg.weight_decay),
     ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(params
-                .child_error(field, format!("must be a finite number >= 0, is {v}"))
-                .into());
-        }
+        params.non_negative(field, v)?;
     }
     if cfg.nesterov && (cfg.momentum <= 0.0 || cfg.dampening != 0.0) {
         return Err(params

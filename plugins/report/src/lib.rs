@@ -7,8 +7,10 @@
 mod curves;
 mod markdown;
 mod scan;
+mod summary;
 
 pub use scan::{scan_run, RunScan, StageScan};
+pub use summary::{final_acc, mean_std, summary_markdown, WARNED};
 
 use rolekd_core::rundir::write_atomic;
 use rolekd_core::Result;

@@ -1,9 +1,8 @@
 //! `report.md`.
 
 use crate::scan::{RunScan, StageScan};
+use crate::summary::{mean_std, WARNED};
 use rolekd_augment::schedule::{self, ScheduleStats};
-use rolekd_core::runtime::mean_std;
-use rolekd_core::runtime::WARNED;
 use std::fmt::Write;
 use std::path::Path;
 

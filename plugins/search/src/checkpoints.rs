@@ -8,17 +8,18 @@
 //! a late upload, but it can never overwrite a state the store references (its report is
 //! refused by the lease check, so its upload stays unreferenced and is deleted with the
 //! search's other states). On S3 the create-only put is a conditional `If-None-Match: *`
-//! write; on `file://` the object store writes a staging file and links it into place.
+//! write; in a folder (the stage directory, `file://`) a state is linked into a staging
+//! folder and renamed into place. S3 (and `memory://`, for tests) need the `cluster` feature.
 
-use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
-use object_store::memory::InMemory;
-use object_store::path::Path as Key;
+#[cfg(feature = "cluster")]
+use object::{get_bytes, list_keys, store_error, Key};
+#[cfg(feature = "cluster")]
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+#[cfg(feature = "cluster")]
 use rolekd_core::rundir::write_atomic;
 use rolekd_core::{Error, Result};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "cluster")]
 use std::sync::Arc;
 
 /// A published state's files: the trainer's epoch state.
@@ -33,9 +34,11 @@ pub struct CheckpointStore {
 }
 
 enum Place {
-    /// Paths relative to the stage directory.
-    Dir(PathBuf),
+    /// Paths relative to a folder: the stage directory itself (`url` None), or a `file://`
+    /// store's `<path>/<run>/`.
+    Dir { root: PathBuf, url: Option<String> },
     /// Keys under `prefix` in an object store, driven by a runtime of its own.
+    #[cfg(feature = "cluster")]
     Object {
         url: String,
         store: Arc<dyn ObjectStore>,
@@ -72,10 +75,6 @@ pub fn remove_dir_if_exists(dir: &Path) -> Result<()> {
     }
 }
 
-fn store_error(url: &str, what: &str, e: object_store::Error) -> Error {
-    Error::Data(format!("checkpoint store {url}: {what}: {e}"))
-}
-
 fn create_parent(path: &Path) -> Result<()> {
     match path.parent() {
         Some(p) => std::fs::create_dir_all(p).map_err(io(p)),
@@ -93,34 +92,14 @@ fn link_files(src: &Path, dst: &Path, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// One object's bytes.
-async fn get_bytes(store: &dyn ObjectStore, url: &str, key: &Key) -> Result<Vec<u8>> {
-    let read = |e| store_error(url, &format!("reading {key}"), e);
-    let bytes = store
-        .get(key)
-        .await
-        .map_err(read)?
-        .bytes()
-        .await
-        .map_err(read)?;
-    Ok(bytes.to_vec())
-}
-
-/// Every key under `base`.
-async fn list_keys(store: &dyn ObjectStore, url: &str, base: &Key) -> Result<Vec<Key>> {
-    let metas: Vec<_> = store
-        .list(Some(base))
-        .try_collect()
-        .await
-        .map_err(|e| store_error(url, &format!("listing {base}"), e))?;
-    Ok(metas.into_iter().map(|m| m.location).collect())
-}
-
 impl CheckpointStore {
     /// States in the stage directory `dir` itself.
     pub fn in_dir(dir: &Path) -> Self {
         CheckpointStore {
-            place: Place::Dir(dir.to_path_buf()),
+            place: Place::Dir {
+                root: dir.to_path_buf(),
+                url: None,
+            },
         }
     }
 
@@ -134,13 +113,248 @@ impl CheckpointStore {
     /// [`CheckpointStore::open`], with `settings` (`AWS_*` names, as the environment
     /// gives them) taking precedence over the environment's.
     pub fn open_with(url: &str, run: &str, settings: &[(&str, String)]) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("file://") {
+            let root = Path::new(path).join(run);
+            std::fs::create_dir_all(&root).map_err(io(&root))?;
+            return Ok(CheckpointStore {
+                place: Place::Dir {
+                    root,
+                    url: Some(url.to_string()),
+                },
+            });
+        }
+        #[cfg(feature = "cluster")]
+        return object::open(url, run, settings).map(|place| CheckpointStore { place });
+        #[cfg(not(feature = "cluster"))]
+        {
+            let _ = settings;
+            Err(match url.starts_with("s3://") || url.starts_with("memory://") {
+                true => Error::Invalid(crate::without_cluster(&format!(
+                    "checkpoint store `{url}`"
+                ))),
+                false => Error::Invalid(format!(
+                    "checkpoint store `{url}`: expected file:///PATH, s3://BUCKET/PREFIX or memory://"
+                )),
+            })
+        }
+    }
+
+    /// The store's location, for log lines.
+    pub fn describe(&self) -> String {
+        match &self.place {
+            Place::Dir { root, url: None } => root.display().to_string(),
+            Place::Dir {
+                root,
+                url: Some(url),
+            } => format!("{url} ({})", root.display()),
+            #[cfg(feature = "cluster")]
+            Place::Object { url, prefix, .. } => format!("{url} ({prefix}/)"),
+        }
+    }
+
+    /// Whether states live in the stage directory (a worker then needs that directory).
+    pub fn is_stage_dir(&self) -> bool {
+        self.stage_dir().is_some()
+    }
+
+    /// The stage directory holding the states, when they live in one.
+    pub fn stage_dir(&self) -> Option<&Path> {
+        match &self.place {
+            Place::Dir { root, url: None } => Some(root),
+            _ => None,
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    fn key(prefix: &str, rel: &str) -> Key {
+        Key::from(format!("{prefix}/{rel}"))
+    }
+
+    /// Writes the files `names` of `src` as the new state `rel`, create-only: an existing
+    /// state is never replaced.
+    pub fn put(&self, rel: &str, src: &Path, names: &[&str]) -> Result<()> {
+        match &self.place {
+            Place::Dir { root: dir, .. } => {
+                let dst = dir.join(rel);
+                if dst.exists() {
+                    return Err(Error::Invalid(format!(
+                        "{} exists already: published states are written once",
+                        dst.display()
+                    )));
+                }
+                let parent = dst.parent().expect("a state's path has a parent");
+                let tmp = parent.join(format!(
+                    ".tmp-{}",
+                    dst.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                remove_dir_if_exists(&tmp)?;
+                std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+                link_files(src, &tmp, names)?;
+                std::fs::rename(&tmp, &dst).map_err(io(&dst))
+            }
+            #[cfg(feature = "cluster")]
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                for f in names {
+                    let path = src.join(f);
+                    let bytes = std::fs::read(&path).map_err(io(&path))?;
+                    let key = Self::key(prefix, &format!("{rel}/{f}"));
+                    let opts = PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    };
+                    store
+                        .put_opts(&key, PutPayload::from(bytes), opts)
+                        .await
+                        .map_err(|e| store_error(url, &format!("writing {key}"), e))?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Copies the files `names` of state `rel` into `dst` (replacing what is there).
+    pub fn get(&self, rel: &str, dst: &Path, names: &[&str]) -> Result<()> {
+        std::fs::create_dir_all(dst).map_err(io(dst))?;
+        match &self.place {
+            Place::Dir { root: dir, .. } => {
+                for f in names {
+                    let _ = std::fs::remove_file(dst.join(f));
+                }
+                link_files(&dir.join(rel), dst, names)
+            }
+            #[cfg(feature = "cluster")]
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                for f in names {
+                    let key = Self::key(prefix, &format!("{rel}/{f}"));
+                    let bytes = get_bytes(store.as_ref(), url, &key).await?;
+                    let to = dst.join(f);
+                    create_parent(&to)?;
+                    write_atomic(&to, &bytes)?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Reads one file of state `rel`.
+    pub fn read(&self, rel: &str, name: &str) -> Result<Vec<u8>> {
+        match &self.place {
+            Place::Dir { root: dir, .. } => {
+                let p = dir.join(rel).join(name);
+                std::fs::read(&p).map_err(io(&p))
+            }
+            #[cfg(feature = "cluster")]
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                let key = Self::key(prefix, &format!("{rel}/{name}"));
+                get_bytes(store.as_ref(), url, &key).await
+            }),
+        }
+    }
+
+    /// The files under `rel` (relative names), none when it does not exist.
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
+        match &self.place {
+            Place::Dir { root: dir, .. } => {
+                let root = dir.join(rel);
+                let mut out = Vec::new();
+                let mut todo = vec![root.clone()];
+                while let Some(d) = todo.pop() {
+                    let Ok(rd) = std::fs::read_dir(&d) else {
+                        continue;
+                    };
+                    for e in rd.flatten() {
+                        let p = e.path();
+                        if p.is_dir() {
+                            todo.push(p);
+                        } else if let Ok(r) = p.strip_prefix(&root) {
+                            out.push(r.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            #[cfg(feature = "cluster")]
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                let base = Self::key(prefix, rel);
+                let strip = format!("{base}/");
+                let mut out: Vec<String> = list_keys(store.as_ref(), url, &base)
+                    .await?
+                    .into_iter()
+                    .filter_map(|k| k.as_ref().strip_prefix(&strip).map(String::from))
+                    .collect();
+                out.sort();
+                Ok(out)
+            }),
+        }
+    }
+
+    /// Deletes `rel` and everything under it.
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        match &self.place {
+            Place::Dir { root: dir, .. } => remove_dir_if_exists(&dir.join(rel)),
+            #[cfg(feature = "cluster")]
+            Place::Object {
+                url,
+                store,
+                prefix,
+                runtime,
+            } => runtime.block_on(async {
+                for key in list_keys(store.as_ref(), url, &Self::key(prefix, rel)).await? {
+                    match store.delete(&key).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(store_error(url, &format!("deleting {key}"), e)),
+                    }
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// Whether state `rel` holds all of `names`.
+    pub fn holds(&self, rel: &str, names: &[&str]) -> Result<bool> {
+        let have = self.list(rel)?;
+        Ok(names.iter().all(|n| have.iter().any(|h| h == n)))
+    }
+}
+
+/// S3 and in-memory stores through the `object_store` crate (the `cluster` feature).
+#[cfg(feature = "cluster")]
+mod object {
+    use super::Place;
+    use futures::TryStreamExt;
+    use object_store::aws::AmazonS3Builder;
+    use object_store::memory::InMemory;
+    pub use object_store::path::Path as Key;
+    use object_store::ObjectStore;
+    use rolekd_core::{Error, Result};
+    use std::sync::Arc;
+
+    /// `s3://BUCKET/PREFIX` or `memory://`, holding the search `run` under `<prefix>/<run>/`.
+    pub fn open(url: &str, run: &str, settings: &[(&str, String)]) -> Result<Place> {
         let bad = |why: String| Error::Invalid(format!("checkpoint store `{url}`: {why}"));
         let (store, base): (Arc<dyn ObjectStore>, String) =
-            if let Some(path) = url.strip_prefix("file://") {
-                std::fs::create_dir_all(path).map_err(io(Path::new(path)))?;
-                let fs = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?;
-                (Arc::new(fs), String::new())
-            } else if let Some(rest) = url.strip_prefix("s3://") {
+            if let Some(rest) = url.strip_prefix("s3://") {
                 let (_bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 let mut b = AmazonS3Builder::from_env().with_url(url);
                 for (name, value) in settings {
@@ -170,201 +384,39 @@ impl CheckpointStore {
             .enable_all()
             .build()
             .map_err(|e| bad(format!("cannot start its I/O runtime: {e}")))?;
-        Ok(CheckpointStore {
-            place: Place::Object {
-                url: url.to_string(),
-                store,
-                prefix,
-                runtime,
-            },
+        Ok(Place::Object {
+            url: url.to_string(),
+            store,
+            prefix,
+            runtime,
         })
     }
 
-    /// The store's location, for log lines.
-    pub fn describe(&self) -> String {
-        match &self.place {
-            Place::Dir(d) => d.display().to_string(),
-            Place::Object { url, prefix, .. } => format!("{url} ({prefix}/)"),
-        }
+    pub fn store_error(url: &str, what: &str, e: object_store::Error) -> Error {
+        Error::Data(format!("checkpoint store {url}: {what}: {e}"))
     }
 
-    /// Whether states live in the stage directory (a worker then needs that directory).
-    pub fn is_stage_dir(&self) -> bool {
-        self.stage_dir().is_some()
+    /// One object's bytes.
+    pub async fn get_bytes(store: &dyn ObjectStore, url: &str, key: &Key) -> Result<Vec<u8>> {
+        let read = |e| store_error(url, &format!("reading {key}"), e);
+        let bytes = store
+            .get(key)
+            .await
+            .map_err(read)?
+            .bytes()
+            .await
+            .map_err(read)?;
+        Ok(bytes.to_vec())
     }
 
-    /// The stage directory holding the states, when they live in one.
-    pub fn stage_dir(&self) -> Option<&Path> {
-        match &self.place {
-            Place::Dir(d) => Some(d),
-            Place::Object { .. } => None,
-        }
-    }
-
-    fn key(prefix: &str, rel: &str) -> Key {
-        Key::from(format!("{prefix}/{rel}"))
-    }
-
-    /// Writes the files `names` of `src` as the new state `rel`, create-only: an existing
-    /// state is never replaced.
-    pub fn put(&self, rel: &str, src: &Path, names: &[&str]) -> Result<()> {
-        match &self.place {
-            Place::Dir(dir) => {
-                let dst = dir.join(rel);
-                if dst.exists() {
-                    return Err(Error::Invalid(format!(
-                        "{} exists already: published states are written once",
-                        dst.display()
-                    )));
-                }
-                let parent = dst.parent().expect("a state's path has a parent");
-                let tmp = parent.join(format!(
-                    ".tmp-{}",
-                    dst.file_name().unwrap_or_default().to_string_lossy()
-                ));
-                remove_dir_if_exists(&tmp)?;
-                std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-                link_files(src, &tmp, names)?;
-                std::fs::rename(&tmp, &dst).map_err(io(&dst))
-            }
-            Place::Object {
-                url,
-                store,
-                prefix,
-                runtime,
-            } => runtime.block_on(async {
-                for f in names {
-                    let path = src.join(f);
-                    let bytes = std::fs::read(&path).map_err(io(&path))?;
-                    let key = Self::key(prefix, &format!("{rel}/{f}"));
-                    let opts = PutOptions {
-                        mode: PutMode::Create,
-                        ..Default::default()
-                    };
-                    store
-                        .put_opts(&key, PutPayload::from(bytes), opts)
-                        .await
-                        .map_err(|e| store_error(url, &format!("writing {key}"), e))?;
-                }
-                Ok(())
-            }),
-        }
-    }
-
-    /// Copies the files `names` of state `rel` into `dst` (replacing what is there).
-    pub fn get(&self, rel: &str, dst: &Path, names: &[&str]) -> Result<()> {
-        std::fs::create_dir_all(dst).map_err(io(dst))?;
-        match &self.place {
-            Place::Dir(dir) => {
-                for f in names {
-                    let _ = std::fs::remove_file(dst.join(f));
-                }
-                link_files(&dir.join(rel), dst, names)
-            }
-            Place::Object {
-                url,
-                store,
-                prefix,
-                runtime,
-            } => runtime.block_on(async {
-                for f in names {
-                    let key = Self::key(prefix, &format!("{rel}/{f}"));
-                    let bytes = get_bytes(store.as_ref(), url, &key).await?;
-                    let to = dst.join(f);
-                    create_parent(&to)?;
-                    write_atomic(&to, &bytes)?;
-                }
-                Ok(())
-            }),
-        }
-    }
-
-    /// Reads one file of state `rel`.
-    pub fn read(&self, rel: &str, name: &str) -> Result<Vec<u8>> {
-        match &self.place {
-            Place::Dir(dir) => {
-                let p = dir.join(rel).join(name);
-                std::fs::read(&p).map_err(io(&p))
-            }
-            Place::Object {
-                url,
-                store,
-                prefix,
-                runtime,
-            } => runtime.block_on(async {
-                let key = Self::key(prefix, &format!("{rel}/{name}"));
-                get_bytes(store.as_ref(), url, &key).await
-            }),
-        }
-    }
-
-    /// The files under `rel` (relative names), none when it does not exist.
-    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
-        match &self.place {
-            Place::Dir(dir) => {
-                let root = dir.join(rel);
-                let mut out = Vec::new();
-                let mut todo = vec![root.clone()];
-                while let Some(d) = todo.pop() {
-                    let Ok(rd) = std::fs::read_dir(&d) else {
-                        continue;
-                    };
-                    for e in rd.flatten() {
-                        let p = e.path();
-                        if p.is_dir() {
-                            todo.push(p);
-                        } else if let Ok(r) = p.strip_prefix(&root) {
-                            out.push(r.to_string_lossy().into_owned());
-                        }
-                    }
-                }
-                out.sort();
-                Ok(out)
-            }
-            Place::Object {
-                url,
-                store,
-                prefix,
-                runtime,
-            } => runtime.block_on(async {
-                let base = Self::key(prefix, rel);
-                let strip = format!("{base}/");
-                let mut out: Vec<String> = list_keys(store.as_ref(), url, &base)
-                    .await?
-                    .into_iter()
-                    .filter_map(|k| k.as_ref().strip_prefix(&strip).map(String::from))
-                    .collect();
-                out.sort();
-                Ok(out)
-            }),
-        }
-    }
-
-    /// Deletes `rel` and everything under it.
-    pub fn delete(&self, rel: &str) -> Result<()> {
-        match &self.place {
-            Place::Dir(dir) => remove_dir_if_exists(&dir.join(rel)),
-            Place::Object {
-                url,
-                store,
-                prefix,
-                runtime,
-            } => runtime.block_on(async {
-                for key in list_keys(store.as_ref(), url, &Self::key(prefix, rel)).await? {
-                    match store.delete(&key).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(store_error(url, &format!("deleting {key}"), e)),
-                    }
-                }
-                Ok(())
-            }),
-        }
-    }
-
-    /// Whether state `rel` holds all of `names`.
-    pub fn holds(&self, rel: &str, names: &[&str]) -> Result<bool> {
-        let have = self.list(rel)?;
-        Ok(names.iter().all(|n| have.iter().any(|h| h == n)))
+    /// Every key under `base`.
+    pub async fn list_keys(store: &dyn ObjectStore, url: &str, base: &Key) -> Result<Vec<Key>> {
+        let metas: Vec<_> = store
+            .list(Some(base))
+            .try_collect()
+            .await
+            .map_err(|e| store_error(url, &format!("listing {base}"), e))?;
+        Ok(metas.into_iter().map(|m| m.location).collect())
     }
 }
 
@@ -445,8 +497,9 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "cluster")]
     fn s3_store_is_create_only_and_round_trips() {
-        let Some(server) = crate::s3_server::start_or_skip("s3_store_is_create_only") else {
+        let Some(server) = rolekd_test_servers::s3::start_or_skip("s3_store_is_create_only") else {
             return;
         };
         let store =
@@ -455,6 +508,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "cluster")]
     fn memory_store_is_create_only_and_round_trips() {
         roundtrip(&CheckpointStore::open("memory://", "r").unwrap());
     }

@@ -13,21 +13,34 @@
 //! - [`lineage`]: a member's chain of policies, its schedule, and PBA-compatible logs.
 //! - [`trials`]: training one member with the core trainer (state, publish, exploit copy).
 //! - [`report`]: outputs (schedules, logs, metrics, `rewards.png`, `schedule.png`).
+//!
+//! The `cluster` feature (on by default) adds what workers on several machines need: the
+//! PostgreSQL population store and S3 checkpoint stores (the `postgres`, `object_store`
+//! and `tokio` crates, about half of the binary's dependencies). Without it a search runs
+//! on one machine: SQLite, the stage directory or a `file://` checkpoint store.
 
 pub mod checkpoints;
 pub mod lineage;
 pub mod member_scalars;
 pub mod population;
 pub mod report;
-pub mod s3_server;
 pub mod space;
 pub mod stage;
 pub mod store;
 pub mod strategy;
-pub mod test_servers;
 pub mod trials;
 pub mod worker;
 pub mod worker_spec;
 
 /// Called by the binary so the linker keeps this crate's plugin registrations.
 pub fn link() {}
+
+/// What is wrong with a cluster store named in a build without the `cluster` feature.
+#[cfg(not(feature = "cluster"))]
+pub(crate) fn without_cluster(what: &str) -> String {
+    format!(
+        "{what}: this rolekd-run was built without the `cluster` feature (PostgreSQL and S3 \
+         stores); rebuild with default features, or use an SQLite store and a file:// or \
+         stage-directory checkpoint store"
+    )
+}

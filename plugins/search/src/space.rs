@@ -61,9 +61,8 @@ impl SearchSpace for PbaSearchSpace {
         let Some(entry) = entry else { return Ok(()) };
         let name = entry.type_name()?;
         if name != PBA_SCHEDULE {
-            let at = entry.get("type").unwrap_or_else(|| entry.clone());
-            return Err(at
-                .error(format!(
+            return Err(entry
+                .type_error(format!(
                     "a search over the `pba` space trains its trials with `{PBA_SCHEDULE}` (the \
                      search writes each member's schedule); give `{{type: {PBA_SCHEDULE}}}` with \
                      its finishing options (pad, crop_offsets, flip, cutout), or leave `augment` out"

@@ -285,10 +285,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
         .filter(|s| !s.value().is_null())
         .unwrap_or_else(|| Params::from_yaml("{type: pba}").expect("static"));
     let strategy_name = strategy_p.type_name()?;
-    let factory = registry::search_strategy(&strategy_name).map_err(|e| {
-        let at = strategy_p.get("type").unwrap_or_else(|| strategy_p.clone());
-        at.error(e.to_string())
-    })?;
+    let factory = registry::of_entry(&strategy_p, registry::search_strategy)?;
     let strategy = factory(&strategy_p)?;
     let plan = strategy.plan();
     if plan.population == 0 || plan.interval == 0 {
@@ -307,14 +304,10 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             .child_error("slack", "only used with `sync: false`")
             .into());
     }
-    if p.lease_seconds < 3 {
-        return Err(params
-            .child_error("lease_seconds", "must be at least 3")
-            .into());
-    }
+    params.at_least("lease_seconds", p.lease_seconds as i64, 3)?;
     for (key, v) in [("train_size", p.train_size), ("val_size", p.val_size)] {
-        if v == Some(0) {
-            return Err(params.child_error(key, "must be at least 1").into());
+        if let Some(n) = v {
+            params.at_least(key, n as i64, 1)?;
         }
     }
     if let Some(url) = &p.store {
@@ -335,6 +328,24 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
                     format!("`{url}` is not a checkpoint store; expected file:///PATH or s3://BUCKET/PREFIX (leave it out for the stage directory)"),
                 )
                 .into());
+        }
+    }
+    #[cfg(not(feature = "cluster"))]
+    {
+        let cluster = |url: &Option<String>, schemes: &[&str]| {
+            url.as_deref()
+                .is_some_and(|u| schemes.iter().any(|s| u.starts_with(s)))
+        };
+        for (key, url, schemes) in [
+            ("store", &p.store, &["postgres://", "postgresql://"][..]),
+            ("checkpoints", &p.checkpoints, &["s3://", "memory://"][..]),
+        ] {
+            if cluster(url, schemes) {
+                let what = format!("`{}`", store::redact(url.as_deref().unwrap_or_default()));
+                return Err(params
+                    .child_error(key, crate::without_cluster(&what))
+                    .into());
+            }
         }
     }
     Ok(SearchStage {

@@ -13,13 +13,13 @@ mod roles;
 use super::spec::{Combine, LossSpec, RoleSpec, TrainSpec};
 use crate::config::{ConfigError, Params};
 use crate::error::{Error, Result};
-use crate::registry::{self, PluginKind};
+use crate::registry;
 use defaults::{
     build_stand_in, default_lr, default_schedule, or_default, DEFAULT_OPTIMIZER, DISTILL_LOSS,
     TRAIN_LOSS,
 };
 use params::TrainingParams;
-use probe::{check_optimizer, check_type, probe_plugins};
+use probe::{check_optimizer, probe_plugins};
 use roles::loss_term;
 
 /// Reads a `train` (or, with `distill`, a `distill`) stage mapping into a [`TrainSpec`],
@@ -50,8 +50,7 @@ pub fn build_spec_probing(
     let optimizer = or_default(params, "optimizer", DEFAULT_OPTIMIZER);
     check_optimizer(&optimizer)?;
     let lr_schedule = or_default(params, "lr_schedule", default_schedule(p.epochs));
-    check_type(&lr_schedule, PluginKind::LrSchedule)?;
-    registry::lr_schedule(&lr_schedule.type_name()?).expect("checked")(&lr_schedule)?;
+    registry::of_entry(&lr_schedule, registry::lr_schedule)?(&lr_schedule)?;
 
     let with_roles = p.roles.is_some();
     let rate =
@@ -115,20 +114,13 @@ fn check_counts(params: &Params, p: &TrainingParams) -> Result<()> {
         ("eval_every", p.eval_every),
         ("batch_size", p.batch_size),
     ] {
-        if v == 0 {
-            return Err(params.child_error(key, "must be at least 1").into());
-        }
+        params.at_least(key, v as i64, 1)?;
     }
     Ok(())
 }
 
 fn check_lr(optimizer: &Params, lr: f64) -> Result<()> {
-    if !(lr.is_finite() && lr > 0.0) {
-        return Err(optimizer
-            .child_error("lr", format!("must be a positive number, got {lr}"))
-            .into());
-    }
-    Ok(())
+    Ok(optimizer.positive("lr", lr)?)
 }
 
 /// A trained role's learning rate: its optimizer's `lr`, or the default for its model.

@@ -3,7 +3,7 @@
 
 use crate::config::Params;
 use crate::error::{Error, Result};
-use crate::registry::{self, PluginKind};
+use crate::registry;
 use crate::trainer::roles::BuiltModel;
 use crate::trainer::spec::TrainSpec;
 
@@ -13,10 +13,8 @@ pub(super) fn check_type(entry: &Params, kind: registry::PluginKind) -> Result<(
     let reg = registry::Registry::global()
         .read()
         .unwrap_or_else(|e| e.into_inner());
-    reg.get(kind, &name).map_err(|e| {
-        let at = entry.get("type").unwrap_or_else(|| entry.clone());
-        Error::Config(at.error(e.to_string()))
-    })?;
+    reg.get(kind, &name)
+        .map_err(|e| Error::Config(entry.type_error(e.to_string())))?;
     Ok(())
 }
 
@@ -65,14 +63,13 @@ pub(super) fn probe_plugins(
         if crate::artifact::holds_placeholder(entry.value()) {
             continue;
         }
-        let factory = registry::augment_policy(&entry.type_name()?)
-            .map_err(|e| entry.error(e.to_string()))?;
+        let factory = registry::of_entry(entry, registry::augment_policy)?;
         if let Err(e) = factory(entry, &policy_ctx) {
             keep_config(Err(e))?;
         }
     }
     for (i, l) in spec.losses.iter().enumerate() {
-        let f = registry::loss(&l.entry.type_name()?).expect("checked");
+        let f = registry::of_entry(&l.entry, registry::loss)?;
         let teacher = has_frozen || !l.teacher.is_empty();
         match f(
             &l.entry.without(&["weight", "student", "teacher"]),
@@ -100,10 +97,6 @@ pub(super) fn probe_plugins(
 
 /// Optimizers are cheap to build: built now so bad params surface before anything trains.
 pub(super) fn check_optimizer(optimizer: &Params) -> Result<()> {
-    check_type(optimizer, PluginKind::Optimizer)?;
-    registry::optimizer(&optimizer.type_name()?).expect("checked")(
-        &optimizer.without(&["lr"]),
-        Vec::new(),
-    )?;
+    registry::of_entry(optimizer, registry::optimizer)?(&optimizer.without(&["lr"]), Vec::new())?;
     Ok(())
 }

@@ -10,8 +10,7 @@
 //!   applied with Pillow semantics (translate and shear signs follow torchvision's
 //!   direction; uncovered pixels are marked, so they become the mean, not black).
 
-use super::finish::{default_pad, default_true, CropOffsets, Finish};
-use super::standard::check_sizes;
+use super::finish::{params_with_finish, Finish};
 use crate::ops::pba::PbaOp;
 use crate::ops::{affine, enhance, point};
 use rand::Rng;
@@ -20,7 +19,6 @@ use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, PolicyCtx};
 use rolekd_core::plugin::image::Image;
 use rolekd_core::rng::StreamRng;
 use rolekd_core::Result;
-use serde::Deserialize;
 
 /// AutoAugment's CIFAR-10 sub-policies: ((op, prob, level), (op, prob, level)). Levels of
 /// Invert, Equalize and AutoContrast are unused.
@@ -55,22 +53,9 @@ pub const AUTOAUGMENT_CIFAR10: [[(PbaOp, f64, u8); 2]; 25] = {
     ]
 };
 
-/// The pad-crop/flip/cutout fields every policy here takes.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AutoAugmentParams {
-    /// Padding before the random crop (0: no pad-crop).
-    #[serde(default = "default_pad")]
-    pad: usize,
-    /// `full` (offsets 0..=2*pad) or `pba` (0..2*pad).
-    #[serde(default)]
-    crop_offsets: CropOffsets,
-    /// Random horizontal flip.
-    #[serde(default = "default_true")]
-    flip: bool,
-    /// Final cutout side in pixels (AutoAugment's CIFAR-10 runs used 16; 0 = off).
-    #[serde(default)]
-    cutout: usize,
+params_with_finish! {
+    /// Parameters of `autoaugment-cifar10`: the finishing steps alone.
+    struct AutoAugmentParams {}
 }
 
 /// One AutoAugment sub-policy per image, then pad-crop, flip, cutout.
@@ -93,14 +78,9 @@ impl AugmentPolicy for AutoAugment {
 
 fn build_autoaugment(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: AutoAugmentParams = params.parse()?;
-    check_sizes(params, ctx, p.pad, p.cutout)?;
-    let finish = Finish {
-        pad: p.pad,
-        crop_offsets: p.crop_offsets,
-        flip: p.flip,
-        cutout: p.cutout,
-    };
-    Ok(Box::new(AutoAugment { finish }))
+    Ok(Box::new(AutoAugment {
+        finish: p.checked_finish(params, ctx)?,
+    }))
 }
 
 /// The ops of torchvision's RandAugment and TrivialAugmentWide.
@@ -252,9 +232,8 @@ impl TvOp {
     }
 }
 
+params_with_finish! {
 /// Parameters of `randaugment`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RandAugmentParams {
     /// Ops per image (drawn uniformly, with replacement).
     #[serde(default = "default_n")]
@@ -265,18 +244,7 @@ struct RandAugmentParams {
     /// Number of magnitude bins.
     #[serde(default = "default_bins")]
     bins: usize,
-    /// Padding before the random crop (0: no pad-crop).
-    #[serde(default = "default_pad")]
-    pad: usize,
-    /// `full` (offsets 0..=2*pad) or `pba` (0..2*pad).
-    #[serde(default)]
-    crop_offsets: CropOffsets,
-    /// Random horizontal flip.
-    #[serde(default = "default_true")]
-    flip: bool,
-    /// Final cutout side in pixels (0 = off).
-    #[serde(default)]
-    cutout: usize,
+}
 }
 
 fn default_n() -> usize {
@@ -309,7 +277,7 @@ impl AugmentPolicy for RandAugment {
 
 fn build_randaugment(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: RandAugmentParams = params.parse()?;
-    check_sizes(params, ctx, p.pad, p.cutout)?;
+    let finish = p.checked_finish(params, ctx)?;
     if p.bins == 0 {
         return Err(params.child_error("bins", "needs at least one bin").into());
     }
@@ -321,12 +289,6 @@ fn build_randaugment(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn Augment
             )
             .into());
     }
-    let finish = Finish {
-        pad: p.pad,
-        crop_offsets: p.crop_offsets,
-        flip: p.flip,
-        cutout: p.cutout,
-    };
     Ok(Box::new(RandAugment {
         n: p.n,
         m: p.m,
@@ -335,25 +297,13 @@ fn build_randaugment(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn Augment
     }))
 }
 
+params_with_finish! {
 /// Parameters of `trivialaugment`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct TrivialParams {
     /// Number of magnitude bins (one drawn uniformly per image).
     #[serde(default = "default_bins")]
     bins: usize,
-    /// Padding before the random crop (0: no pad-crop).
-    #[serde(default = "default_pad")]
-    pad: usize,
-    /// `full` (offsets 0..=2*pad) or `pba` (0..2*pad).
-    #[serde(default)]
-    crop_offsets: CropOffsets,
-    /// Random horizontal flip.
-    #[serde(default = "default_true")]
-    flip: bool,
-    /// Final cutout side in pixels (0 = off).
-    #[serde(default)]
-    cutout: usize,
+}
 }
 
 /// TrivialAugmentWide: one uniformly drawn op at a uniformly drawn magnitude bin.
@@ -373,16 +323,10 @@ impl AugmentPolicy for TrivialAugment {
 
 fn build_trivialaugment(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: TrivialParams = params.parse()?;
-    check_sizes(params, ctx, p.pad, p.cutout)?;
+    let finish = p.checked_finish(params, ctx)?;
     if p.bins == 0 {
         return Err(params.child_error("bins", "needs at least one bin").into());
     }
-    let finish = Finish {
-        pad: p.pad,
-        crop_offsets: p.crop_offsets,
-        flip: p.flip,
-        cutout: p.cutout,
-    };
     Ok(Box::new(TrivialAugment {
         bins: p.bins,
         finish,

@@ -2,8 +2,11 @@
 
 use crate::ops::basic;
 use rand::Rng;
+use rolekd_core::config::Params;
+use rolekd_core::plugin::augment::PolicyCtx;
 use rolekd_core::plugin::image::Image;
 use rolekd_core::rng::StreamRng;
+use rolekd_core::Result;
 use serde::Deserialize;
 
 /// Which crop offsets pad-and-crop draws.
@@ -62,4 +65,89 @@ pub(crate) fn default_pad() -> usize {
 
 pub(crate) fn default_true() -> bool {
     true
+}
+
+/// Declares a per-image policy's parameters: its own fields, then the finishing fields
+/// every such policy takes (`pad`, `crop_offsets`, `flip`, `cutout`), unknown keys refused
+/// (so a misspelt key gets the closest of all of them). Adds `finish()` and
+/// `checked_finish(params, ctx)`, which refuses a pad or cutout larger than the images.
+macro_rules! params_with_finish {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name {
+            $( $(#[$fmeta])* $fvis $field: $ty, )*
+            /// Padding on each side before the random crop, in pixels (padded pixels are
+            /// uncovered: they become the dataset mean); 0 turns pad-and-crop off.
+            #[serde(default = "crate::policy::finish::default_pad")]
+            pub pad: usize,
+            /// Crop offsets: `full` (each offset in 0..=2*pad, the usual convention) or
+            /// `pba` (0..2*pad, as the original PBA code drew them).
+            #[serde(default)]
+            pub crop_offsets: $crate::policy::finish::CropOffsets,
+            /// Flip left-right with probability 0.5.
+            #[serde(default = "crate::policy::finish::default_true")]
+            pub flip: bool,
+            /// Side of the final cutout square in pixels (16 in AutoAugment's and PBA's
+            /// CIFAR-10 runs, 8 in PBA's CIFAR-100 runs); 0 turns cutout off.
+            #[serde(default)]
+            pub cutout: usize,
+        }
+
+        impl $name {
+            /// The finishing steps these parameters ask for.
+            pub fn finish(&self) -> $crate::policy::finish::Finish {
+                $crate::policy::finish::Finish {
+                    pad: self.pad,
+                    crop_offsets: self.crop_offsets,
+                    flip: self.flip,
+                    cutout: self.cutout,
+                }
+            }
+
+            /// [`Self::finish`], with a pad or cutout larger than `ctx`'s images refused.
+            pub fn checked_finish(
+                &self,
+                params: &rolekd_core::config::Params,
+                ctx: &rolekd_core::plugin::augment::PolicyCtx,
+            ) -> rolekd_core::Result<$crate::policy::finish::Finish> {
+                $crate::policy::finish::check_sizes(params, ctx, self.pad, self.cutout)?;
+                Ok(self.finish())
+            }
+        }
+    };
+}
+pub(crate) use params_with_finish;
+
+/// Refuses a pad or cutout larger than the images.
+pub(crate) fn check_sizes(
+    params: &Params,
+    ctx: &PolicyCtx,
+    pad: usize,
+    cutout: usize,
+) -> Result<()> {
+    let side = ctx.width.max(ctx.height);
+    if side > 0 && pad > side {
+        return Err(params
+            .child_error(
+                "pad",
+                format!("pad {pad} is larger than the {side}-pixel images"),
+            )
+            .into());
+    }
+    if side > 0 && cutout > 2 * side {
+        return Err(params
+            .child_error(
+                "cutout",
+                format!("cutout {cutout} is larger than twice the {side}-pixel images"),
+            )
+            .into());
+    }
+    Ok(())
 }

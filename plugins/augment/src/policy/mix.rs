@@ -163,20 +163,10 @@ impl AugmentPolicy for Mix {
 
 fn build_mix(kind: Kind, params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: MixParams = params.parse()?;
-    if !(p.alpha > 0.0 && p.alpha.is_finite()) {
-        return Err(params
-            .child_error("alpha", "must be a positive number")
-            .into());
-    }
+    params.positive("alpha", p.alpha)?;
     let base = match (&p.base, params.get("base")) {
         (Some(_), Some(entry)) => {
-            let name = entry.type_name()?;
-            let factory = registry::augment_policy(&name).map_err(|e| {
-                entry
-                    .get("type")
-                    .unwrap_or_else(|| entry.clone())
-                    .error(e.to_string())
-            })?;
+            let factory = registry::of_entry(&entry, registry::augment_policy)?;
             factory(&entry, ctx)?
         }
         _ => {

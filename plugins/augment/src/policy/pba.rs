@@ -1,8 +1,7 @@
 //! `pba` (one fixed 60-gene policy) and `pba-schedule` (a policy per epoch from a schedule
 //! file), applied per image as PBA does.
 
-use super::finish::{default_pad, default_true, CropOffsets, Finish};
-use super::standard::check_sizes;
+use super::finish::{params_with_finish, Finish};
 use crate::ops::pba::PbaOp;
 use crate::schedule::{self, entries_from_genes, entries_in_gene_order, PolicyEntry, Schedule};
 use rand::Rng;
@@ -11,7 +10,6 @@ use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, PolicyCtx};
 use rolekd_core::plugin::image::Image;
 use rolekd_core::rng::StreamRng;
 use rolekd_core::{Error, Result};
-use serde::Deserialize;
 use std::path::PathBuf;
 
 /// One (op, probability, level) of a PBA policy.
@@ -95,9 +93,8 @@ impl PbaPolicy {
     }
 }
 
+params_with_finish! {
 /// Parameters of `pba`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PbaParams {
     /// The 60 genes (slot 1's 15 ops then slot 2's, each as probability 0..=10 in tenths
     /// and magnitude 0..=9, ops in PBA's log order). Give this or `policy`.
@@ -106,19 +103,7 @@ pub struct PbaParams {
     /// The policy as a list of `{op, slot, prob, magnitude}` (missing pairs: probability 0).
     #[serde(default)]
     pub policy: Option<Vec<PolicyEntry>>,
-    /// Padding before the random crop (0: no pad-crop).
-    #[serde(default = "default_pad")]
-    pub pad: usize,
-    /// `full` (offsets 0..=2*pad) or `pba` (0..2*pad, the original code).
-    #[serde(default)]
-    pub crop_offsets: CropOffsets,
-    /// Random horizontal flip.
-    #[serde(default = "default_true")]
-    pub flip: bool,
-    /// Final cutout side in pixels (16 for CIFAR-10, 8 in PBA's CIFAR-100 runs; 0 = off,
-    /// as during search).
-    #[serde(default)]
-    pub cutout: usize,
+}
 }
 
 /// A fixed PBA policy followed by pad-crop, flip and cutout.
@@ -136,7 +121,7 @@ impl AugmentPolicy for Pba {
 
 fn build_pba(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: PbaParams = params.parse()?;
-    check_sizes(params, ctx, p.pad, p.cutout)?;
+    let finish = p.checked_finish(params, ctx)?;
     let policy = match (&p.genes, &p.policy) {
         (Some(genes), None) => PbaPolicy::from_genes(genes)
             .map_err(|e| params.child_error("genes", e.to_string()))?,
@@ -151,34 +136,16 @@ fn build_pba(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>>
                 .into())
         }
     };
-    let finish = Finish {
-        pad: p.pad,
-        crop_offsets: p.crop_offsets,
-        flip: p.flip,
-        cutout: p.cutout,
-    };
     Ok(Box::new(Pba { policy, finish }))
 }
 
+params_with_finish! {
 /// Parameters of `pba-schedule`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PbaScheduleParams {
     /// Path of a `rolekd-schedule/1` JSON file (a search's output, or one imported from a
     /// PBA log). A run of another length stretches it (PBA's rule).
     pub schedule: PathBuf,
-    /// Padding before the random crop (0: no pad-crop).
-    #[serde(default = "default_pad")]
-    pub pad: usize,
-    /// `full` (offsets 0..=2*pad) or `pba` (0..2*pad, the original code).
-    #[serde(default)]
-    pub crop_offsets: CropOffsets,
-    /// Random horizontal flip.
-    #[serde(default = "default_true")]
-    pub flip: bool,
-    /// Final cutout side in pixels (0 = off).
-    #[serde(default)]
-    pub cutout: usize,
+}
 }
 
 /// A schedule of PBA policies, one per epoch range.
@@ -218,15 +185,9 @@ impl AugmentPolicy for PbaSchedule {
 
 fn build_pba_schedule(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: PbaScheduleParams = params.parse()?;
-    check_sizes(params, ctx, p.pad, p.cutout)?;
+    let finish = p.checked_finish(params, ctx)?;
     let schedule =
         schedule::load(&p.schedule).map_err(|e| params.child_error("schedule", e.to_string()))?;
-    let finish = Finish {
-        pad: p.pad,
-        crop_offsets: p.crop_offsets,
-        flip: p.flip,
-        cutout: p.cutout,
-    };
     Ok(Box::new(PbaSchedule::new(schedule, finish)?))
 }
 
@@ -246,6 +207,7 @@ rolekd_core::register_plugin!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::finish::CropOffsets;
     use rand::SeedableRng;
 
     fn ctx() -> PolicyCtx {

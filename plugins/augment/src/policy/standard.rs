@@ -1,6 +1,6 @@
 //! `none` and `standard`: the baseline policies.
 
-use super::finish::{default_pad, default_true, CropOffsets, Finish};
+use super::finish::{params_with_finish, Finish};
 use rolekd_core::config::Params;
 use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, PolicyCtx};
 use rolekd_core::plugin::image::Image;
@@ -25,36 +25,9 @@ fn build_none(params: &Params, _ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy
 #[serde(deny_unknown_fields)]
 struct NoParams {}
 
-/// Parameters of `standard`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StandardParams {
-    /// Padding on each side before the random crop, in pixels (padded pixels are uncovered:
-    /// they become the dataset mean); 0 turns pad-and-crop off.
-    #[serde(default = "default_pad")]
-    pub pad: usize,
-    /// Crop offsets: `full` (each offset in 0..=2*pad, the usual convention) or `pba`
-    /// (0..2*pad, as the original PBA code drew them).
-    #[serde(default)]
-    pub crop_offsets: CropOffsets,
-    /// Flip left-right with probability 0.5.
-    #[serde(default = "default_true")]
-    pub flip: bool,
-    /// Side of the cutout square in pixels (centre uniform over the image, clipped at the
-    /// borders, pixels uncovered); 0 turns cutout off.
-    #[serde(default)]
-    pub cutout: usize,
-}
-
-impl StandardParams {
-    pub fn finish(&self) -> Finish {
-        Finish {
-            pad: self.pad,
-            crop_offsets: self.crop_offsets,
-            flip: self.flip,
-            cutout: self.cutout,
-        }
-    }
+params_with_finish! {
+    /// Parameters of `standard`: the finishing steps alone.
+    pub struct StandardParams {}
 }
 
 /// Pad-and-crop, flip and optional cutout.
@@ -70,35 +43,9 @@ impl AugmentPolicy for Standard {
 
 fn build_standard(params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: StandardParams = params.parse()?;
-    check_sizes(params, ctx, p.pad, p.cutout)?;
-    Ok(Box::new(Standard { finish: p.finish() }))
-}
-
-/// Refuses a pad or cutout larger than the images.
-pub(crate) fn check_sizes(
-    params: &Params,
-    ctx: &PolicyCtx,
-    pad: usize,
-    cutout: usize,
-) -> Result<()> {
-    let side = ctx.width.max(ctx.height);
-    if side > 0 && pad > side {
-        return Err(params
-            .child_error(
-                "pad",
-                format!("pad {pad} is larger than the {side}-pixel images"),
-            )
-            .into());
-    }
-    if side > 0 && cutout > 2 * side {
-        return Err(params
-            .child_error(
-                "cutout",
-                format!("cutout {cutout} is larger than twice the {side}-pixel images"),
-            )
-            .into());
-    }
-    Ok(())
+    Ok(Box::new(Standard {
+        finish: p.checked_finish(params, ctx)?,
+    }))
 }
 
 rolekd_core::register_plugin!(AugmentPolicy, "none", "no augmentation", build_none);
@@ -112,6 +59,7 @@ rolekd_core::register_plugin!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::finish::CropOffsets;
     use rand::SeedableRng;
 
     fn ctx() -> PolicyCtx {

@@ -8,12 +8,12 @@
 use super::work::step;
 use super::*;
 use crate::space::PbaSearchSpace;
-use crate::store::pg_server;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use rolekd_augment::schedule::import_pba_log;
 use rolekd_core::config::Params;
 use rolekd_core::registry;
+use rolekd_test_servers::pg as pg_server;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 

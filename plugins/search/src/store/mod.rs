@@ -9,7 +9,7 @@
 //! ([`sqlite::SqliteStore`]) without touching it: [`postgres::PostgresStore`] is one, for
 //! workers on several machines. [`open`] picks the backend from a URL.
 
-pub mod pg_server;
+#[cfg(feature = "cluster")]
 pub mod postgres;
 pub mod sqlite;
 
@@ -153,9 +153,18 @@ pub trait PopulationStore: Send + Sync {
     fn transaction(&self, f: &mut dyn FnMut(&mut dyn StoreTx) -> Result<()>) -> Result<()>;
 }
 
-/// `url` without its password, for logs and files.
+/// `url` without its password, for logs, messages and files.
 pub fn redact(url: &str) -> String {
-    postgres::redact(url)
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Whether `url` names a store [`open`] can open (checked before anything runs).
@@ -174,7 +183,12 @@ pub fn is_store_url(url: &str) -> bool {
 /// (`run` is recorded there and checked, so a worker cannot join the wrong search).
 pub fn open(url: &str, run: &str) -> Result<Box<dyn PopulationStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        #[cfg(feature = "cluster")]
         return Ok(Box::new(postgres::PostgresStore::open(url, run)?));
+        #[cfg(not(feature = "cluster"))]
+        return Err(rolekd_core::Error::Invalid(crate::without_cluster(
+            &format!("population store `{}`", redact(url)),
+        )));
     }
     let path = url
         .strip_prefix("sqlite://")

@@ -13,7 +13,8 @@
 //! `now()`: `now()` is frozen when the transaction starts, before it waited for the lock.
 
 use super::{
-    CheckpointRef, Event, Lease, Member, Pending, PopulationStore, ResultRow, Status, StoreTx,
+    redact, CheckpointRef, Event, Lease, Member, Pending, PopulationStore, ResultRow, Status,
+    StoreTx,
 };
 use postgres::{Client, NoTls, Row, Transaction};
 use rolekd_core::{Error, Result};
@@ -137,20 +138,6 @@ impl PostgresStore {
         if !c.is_closed() {
             self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(c);
         }
-    }
-}
-
-/// `url` without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -487,9 +474,10 @@ impl StoreTx for PgTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
     use crate::lineage::Lineage;
-    use crate::store::{open, pg_server, transact, Member, Status};
+    use crate::store::redact;
+    use crate::store::{open, transact, Member, Status};
+    use rolekd_test_servers::pg as pg_server;
 
     fn member(id: usize) -> Member {
         Member {

@@ -133,9 +133,7 @@ impl SearchStrategy for Grid {
 
 fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
     let p: GridParams = params.parse()?;
-    if p.interval == 0 {
-        return Err(params.child_error("interval", "must be at least 1").into());
-    }
+    params.at_least("interval", p.interval as i64, 1)?;
     if let Some((name, _)) = p.values.iter().find(|(_, v)| v.is_empty()) {
         return Err(params
             .child_error("values", format!("`{name}` has no values"))

@@ -126,9 +126,7 @@ fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
             .child_error("population", "needs at least 2 members")
             .into());
     }
-    if p.interval == 0 {
-        return Err(params.child_error("interval", "must be at least 1").into());
-    }
+    params.at_least("interval", p.interval as i64, 1)?;
     if p.reward_window == 0 || p.reward_window > p.interval {
         return Err(params
             .child_error(

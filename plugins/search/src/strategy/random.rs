@@ -76,9 +76,7 @@ fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
             .child_error("population", "needs at least 1 member")
             .into());
     }
-    if p.interval == 0 {
-        return Err(params.child_error("interval", "must be at least 1").into());
-    }
+    params.at_least("interval", p.interval as i64, 1)?;
     Ok(Box::new(RandomSearch {
         plan: SearchPlan {
             population: p.population,

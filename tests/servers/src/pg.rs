@@ -1,6 +1,6 @@
 //! A throwaway PostgreSQL server for tests: `initdb` into a temporary directory, started
 //! with `pg_ctl` on a free loopback port (its socket in the same directory), one database
-//! created, stopped and deleted on drop. Public so the binary's integration tests use it too.
+//! created, stopped and deleted on drop. Used by the search crate's tests and the binary's.
 //!
 //! `initdb` refuses to run as root. As root the server runs as the system user
 //! `rolekd-test` (created with `useradd` when missing) through `runuser`: a dedicated
@@ -9,7 +9,7 @@
 //! When no `initdb` is found (`PATH`, then `/usr/lib/postgresql/*/bin`), [`TestServer::start`]
 //! installs Debian's `postgresql` package non-interactively if it may (root or password-less
 //! sudo); when that is impossible it returns an error, and [`start_or_skip`] fails the test
-//! (skips it only when `ROLEKD_ALLOW_SKIP_SERVERS` is set: [`crate::test_servers`]).
+//! (skips it only when `ROLEKD_ALLOW_SKIP_SERVERS` is set: [`crate::skip`]).
 
 use rolekd_core::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -267,6 +267,6 @@ impl Drop for TestServer {
 pub fn start_or_skip(test: &str) -> Option<TestServer> {
     match TestServer::start() {
         Ok(s) => Some(s),
-        Err(e) => crate::test_servers::skip_or_fail("PostgreSQL", test, e),
+        Err(e) => crate::skip::skip_or_fail("PostgreSQL", test, e),
     }
 }

@@ -1,12 +1,12 @@
 //! A throwaway S3 server for tests: moto's server (PyPI `moto[server]`, pinned) on a free
 //! loopback port, with one bucket, killed on drop. moto implements the conditional
-//! `If-None-Match: *` put that create-only checkpoint writes rely on. Public so the
-//! binary's integration tests use it too.
+//! `If-None-Match: *` put that create-only checkpoint writes rely on. Used by the search
+//! crate's tests and the binary's.
 //!
 //! moto lives in its own venv, `$ROLEKD_CACHE/venv-moto-<version>` (default cache
 //! `~/.cache/rolekd`), made on first use with `python3 -m venv` and pip; when that is
 //! impossible (no python3, no PyPI) [`start_or_skip`] fails the test (skips it only when
-//! `ROLEKD_ALLOW_SKIP_SERVERS` is set: [`crate::test_servers`]).
+//! `ROLEKD_ALLOW_SKIP_SERVERS` is set: [`crate::skip`]).
 
 use rolekd_core::{Error, Result};
 use std::io::{Read, Write};
@@ -138,6 +138,6 @@ impl Drop for TestS3 {
 pub fn start_or_skip(test: &str) -> Option<TestS3> {
     match TestS3::start() {
         Ok(s) => Some(s),
-        Err(e) => crate::test_servers::skip_or_fail("S3", test, e),
+        Err(e) => crate::skip::skip_or_fail("S3", test, e),
     }
 }
