@@ -93,9 +93,9 @@ fn cycle_is_rejected_before_training() {
     fails_with(&text, 2, &["cycle", "a -> b -> a"]);
 }
 
-#[test]
-fn dangling_reference_suggests_a_stage() {
-    let text = format!(
+/// A teacher, then a student distilled from `teacher_ref` (line 12 of the file).
+fn teacher_then_student(teacher_ref: &str) -> String {
+    format!(
         "{TINY_DATA}stages:
   teacher:
     kind: train
@@ -103,11 +103,16 @@ fn dangling_reference_suggests_a_stage() {
     epochs: 1
   s:
     kind: distill
-    teacher: ${{teachr.checkpoint}}
+    teacher: {teacher_ref}
     model: {{type: small-cnn}}
     epochs: 1
 "
-    );
+    )
+}
+
+#[test]
+fn dangling_reference_suggests_a_stage() {
+    let text = teacher_then_student("${teachr.checkpoint}");
     fails_with(
         &text,
         2,
@@ -121,19 +126,7 @@ fn dangling_reference_suggests_a_stage() {
 
 #[test]
 fn output_type_mismatch_is_found_before_training() {
-    let text = format!(
-        "{TINY_DATA}stages:
-  teacher:
-    kind: train
-    model: {{type: small-cnn}}
-    epochs: 1
-  s:
-    kind: distill
-    teacher: ${{teacher.metrics}}
-    model: {{type: small-cnn}}
-    epochs: 1
-"
-    );
+    let text = teacher_then_student("${teacher.metrics}");
     let err = fails_with(
         &text,
         2,

@@ -183,32 +183,21 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn three_kinds() -> String {
     format!(
         "name: kills\nseed: 7\ndevice: cpu\n{TINY_DATA}stages:
-  search:
-    kind: search
-    role: teacher
-    train_size: 300
-    val_size: 200
-    workers: 2
-    strategy: {{type: pba, population: 4, interval: 1}}
-    trial:
-      model: {{type: small-cnn, channels: [4, 8]}}
-      epochs: 4
-      batch_size: 50
-      optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
-  teacher:
+{}  teacher:
     kind: train
     model: {{type: small-cnn, channels: [8, 16]}}
     augment: {{type: pba-schedule, schedule: \"${{search.schedule}}\"}}
     epochs: 6
     batch_size: 100
-  student:
-    kind: distill
-    teacher: ${{teacher.checkpoint}}
-    model: {{type: small-cnn, channels: [4, 8]}}
-    epochs: 6
-    batch_size: 100
-    loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
-"
+{}",
+        search_stage(
+            "search",
+            "{type: pba, population: 4, interval: 1}",
+            300,
+            200,
+            4
+        ),
+        kd_stage("student", "teacher", 6, 100)
     )
 }
 
@@ -367,20 +356,8 @@ fn sigkill_at_many_points_resumes_to_the_uninterrupted_result() {
 
 fn nan_search(strategy: &str) -> String {
     format!(
-        "name: nan\nseed: 5\ndevice: cpu\n{TINY_DATA}stages:
-  s:
-    kind: search
-    role: teacher
-    train_size: 300
-    val_size: 200
-    workers: 2
-    strategy: {strategy}
-    trial:
-      model: {{type: small-cnn, channels: [4, 8]}}
-      epochs: 3
-      batch_size: 50
-      optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
-"
+        "name: nan\nseed: 5\ndevice: cpu\n{TINY_DATA}stages:\n{}",
+        search_stage("s", strategy, 300, 200, 3)
     )
 }
 

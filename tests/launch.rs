@@ -39,22 +39,7 @@ fn golden(name: &str, actual: &str) {
 
 #[test]
 fn slurm_script_matches_the_golden() {
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "p.yaml", PIPELINE);
-    let o = run(
-        d.path(),
-        &[
-            "launch",
-            "slurm",
-            p.to_str().unwrap(),
-            "--stage",
-            "search",
-            "--workers",
-            "4",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    golden("launch-slurm.sh", &stdout(&o));
+    golden("launch-slurm.sh", &generate("slurm", "cpu", &[]));
 }
 
 #[test]

@@ -263,20 +263,20 @@ fn clip_to_ce_combination_trains_and_differs_from_the_sum() {
         "--set",
         "stages.student_alone=null",
     ];
-    let mut args = vec![p, "--run-dir", "sum"];
-    args.extend(drop);
-    let o = run(d.path(), &args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut args = vec![
-        p,
-        "--run-dir",
-        "clip",
-        "--set",
-        "stages.student_kd.combine=clip-to-ce",
-    ];
-    args.extend(drop);
-    let o = run(d.path(), &args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(d.path(), &[&[p, "--run-dir", "sum"], &drop]);
+    run_ok(
+        d.path(),
+        &[
+            &[
+                p,
+                "--run-dir",
+                "clip",
+                "--set",
+                "stages.student_kd.combine=clip-to-ce",
+            ],
+            &drop,
+        ],
+    );
     let sum = metrics_without_timing(&d.path().join("sum/student_kd"));
     let clip = metrics_without_timing(&d.path().join("clip/student_kd"));
     assert_eq!(
@@ -319,14 +319,9 @@ fn seeds_run_the_graph_once_per_seed_and_report_mean_and_std() {
         "--set",
         "stages.student_kd=null",
     ];
-    let mut args = vec![p, "--run-dir", "multi", "--set", "seeds=[3, 5]"];
-    args.extend(only_teacher);
-    let o = run(d.path(), &args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let mut args = vec![p, "--run-dir", "single"];
-    args.extend(only_teacher);
-    let o = run(d.path(), &args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let multi_args = [p, "--run-dir", "multi", "--set", "seeds=[3, 5]"];
+    run_ok(d.path(), &[&multi_args, &only_teacher]);
+    run_ok(d.path(), &[&[p, "--run-dir", "single"], &only_teacher]);
 
     let multi = d.path().join("multi");
     // Seed 3 of the multi-seed run is the plain run with `seed: 3`; seed 5 differs.
@@ -351,10 +346,7 @@ fn seeds_run_the_graph_once_per_seed_and_report_mean_and_std() {
     assert!(report.contains("Seeds: 3, 5"), "{report}");
     assert!(report.contains(&expected), "{expected} not in {report}");
     // A rerun reuses both seeds' stages.
-    let mut args = vec![p, "--run-dir", "multi", "--set", "seeds=[3, 5]"];
-    args.extend(only_teacher);
-    let o = run(d.path(), &args);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_ok(d.path(), &[&multi_args, &only_teacher]);
     assert_eq!(
         stderr(&o).matches("unchanged, reusing").count(),
         2,

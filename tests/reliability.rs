@@ -8,13 +8,8 @@ use std::time::{Duration, Instant};
 
 fn teacher_only(epochs: usize) -> String {
     format!(
-        "name: r\nseed: 2\ndevice: cpu\n{TINY_DATA}stages:
-  teacher:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    epochs: {epochs}
-    batch_size: 64
-"
+        "name: r\nseed: 2\ndevice: cpu\n{TINY_DATA}stages:\n{}",
+        teacher_stage(epochs, 64)
     )
 }
 
@@ -177,20 +172,9 @@ fn out_of_range_values_are_located() {
 /// warm-up, is not used as the yardstick).
 fn train_then_distill() -> String {
     format!(
-        "name: r\nseed: 5\ndevice: cpu\n{TINY_DATA}stages:
-  teacher:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    epochs: 4
-    batch_size: 10
-  student:
-    kind: distill
-    teacher: ${{teacher.checkpoint}}
-    model: {{type: small-cnn, channels: [4, 8]}}
-    epochs: 4
-    batch_size: 10
-    loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
-"
+        "name: r\nseed: 5\ndevice: cpu\n{TINY_DATA}stages:\n{}{}",
+        teacher_stage(4, 10),
+        kd_stage("student", "teacher", 4, 10)
     )
 }
 

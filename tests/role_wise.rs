@@ -9,6 +9,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// `--set` overrides that shrink role-wise-quick to well under a minute of training.
+/// The quick role-wise pipeline's students: role-wise, alone, and the KD baselines.
+const STUDENTS: [&str; 6] = [
+    "student",
+    "student_alone",
+    "kd_standard",
+    "kd_teacher_schedule",
+    "kd_randaugment",
+    "kd_random_search",
+];
+
 const SHRINK: &[&str] = &[
     "data.train_size=1200",
     "data.test_size=400",
@@ -125,15 +135,7 @@ fn role_wise_quick_runs_end_to_end() {
         student_cfg.contains("student_search/schedule.json"),
         "{student_cfg}"
     );
-    for stage in [
-        "teacher",
-        "student",
-        "student_alone",
-        "kd_standard",
-        "kd_teacher_schedule",
-        "kd_randaugment",
-        "kd_random_search",
-    ] {
+    for stage in std::iter::once("teacher").chain(STUDENTS) {
         let dir = run_dir.join(stage);
         assert!(
             dir.join("checkpoint/weights.safetensors").is_file(),
@@ -173,14 +175,7 @@ fn check_report(run_dir: &Path) {
         .split("\n## ")
         .next()
         .unwrap();
-    for s in [
-        "student",
-        "student_alone",
-        "kd_standard",
-        "kd_teacher_schedule",
-        "kd_randaugment",
-        "kd_random_search",
-    ] {
+    for s in STUDENTS {
         assert!(
             ranked.contains(&format!("| {s} |")),
             "{s} not ranked: {report}"
@@ -205,20 +200,14 @@ fn check_report(run_dir: &Path) {
 
 fn search_pipeline() -> String {
     format!(
-        "name: search-resume\nseed: 11\ndevice: cpu\n{TINY_DATA}stages:
-  search:
-    kind: search
-    role: teacher
-    train_size: 400
-    val_size: 300
-    workers: 2
-    strategy: {{type: pba, population: 4, interval: 1}}
-    trial:
-      model: {{type: small-cnn, channels: [4, 8]}}
-      epochs: 4
-      batch_size: 50
-      optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
-"
+        "name: search-resume\nseed: 11\ndevice: cpu\n{TINY_DATA}stages:\n{}",
+        search_stage(
+            "search",
+            "{type: pba, population: 4, interval: 1}",
+            400,
+            300,
+            4
+        )
     )
 }
 

@@ -85,13 +85,7 @@ fn two_trained_roles_resume_after_sigkill_to_identical_metrics() {
 fn a_term_reads_the_roles_it_names_and_averages_an_ensemble() {
     let d = tempfile::tempdir().unwrap();
     let text = format!(
-        "name: ensemble\nseed: 6\ndevice: cpu\n{TINY_DATA}stages:
-  teacher:
-    kind: train
-    model: {{type: small-cnn, channels: [8, 16]}}
-    epochs: 1
-    batch_size: 64
-  once:
+        "name: ensemble\nseed: 6\ndevice: cpu\n{TINY_DATA}stages:\n{teacher}  once:
     kind: distill
     epochs: 1
     batch_size: 64
@@ -108,7 +102,8 @@ fn a_term_reads_the_roles_it_names_and_averages_an_ensemble() {
       t: {{checkpoint: \"${{teacher.checkpoint}}\"}}
       u: {{checkpoint: \"${{teacher.checkpoint}}\"}}
     loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, teacher: [t, u]}}]
-"
+",
+        teacher = teacher_stage(1, 64)
     );
     let f = write(d.path(), "p.yaml", &text);
     let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "run"]);
@@ -148,21 +143,26 @@ fn dry_run_error(stage: &str) -> String {
     err
 }
 
-#[test]
-fn role_mistakes_are_located_errors() {
-    // A misspelt teacher: file:line:column, the YAML path, the roles, the closest name.
-    let err = dry_run_error(
+/// A `dml` train stage of two roles, `small` (with `small_loss`) and `large` (no terms).
+fn small_and_large(small_loss: &str) -> String {
+    format!(
         "  dml:
     kind: train
     epochs: 1
     roles:
       small:
-        model: {type: small-cnn, channels: [4, 8]}
-        loss: [{type: ce}, {type: kd, teacher: lrage}]
+        model: {{type: small-cnn, channels: [4, 8]}}
+        loss: {small_loss}
       large:
-        model: {type: small-cnn, channels: [8, 16]}
-",
-    );
+        model: {{type: small-cnn, channels: [8, 16]}}
+"
+    )
+}
+
+#[test]
+fn role_mistakes_are_located_errors() {
+    // A misspelt teacher: file:line:column, the YAML path, the roles, the closest name.
+    let err = dry_run_error(&small_and_large("[{type: ce}, {type: kd, teacher: lrage}]"));
     assert!(err.contains("p.yaml:19:39:"), "{err}");
     assert!(
         err.contains("stages.dml.roles.small.loss[1].teacher"),
@@ -171,18 +171,7 @@ fn role_mistakes_are_located_errors() {
     assert!(err.contains("did you mean `large`"), "{err}");
 
     // A trained role that no term trains.
-    let err = dry_run_error(
-        "  dml:
-    kind: train
-    epochs: 1
-    roles:
-      small:
-        model: {type: small-cnn, channels: [4, 8]}
-        loss: [{type: ce}]
-      large:
-        model: {type: small-cnn, channels: [8, 16]}
-",
-    );
+    let err = dry_run_error(&small_and_large("[{type: ce}]"));
     assert!(err.contains("stages.dml.roles.large"), "{err}");
     assert!(
         err.contains("trained role `large` has no loss term"),

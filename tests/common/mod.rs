@@ -154,3 +154,65 @@ pub fn results_by_member_epoch(dir: &Path) -> std::collections::BTreeMap<(u64, u
         })
         .collect()
 }
+
+/// A `search` stage `name` over the teacher's schedule: 2 worker threads, a small-cnn
+/// [4, 8] trial with SGD, `train_size` / `val_size` images, `strategy` (YAML).
+pub fn search_stage(
+    name: &str,
+    strategy: &str,
+    train_size: usize,
+    val_size: usize,
+    epochs: usize,
+) -> String {
+    format!(
+        "  {name}:
+    kind: search
+    role: teacher
+    train_size: {train_size}
+    val_size: {val_size}
+    workers: 2
+    strategy: {strategy}
+    trial:
+      model: {{type: small-cnn, channels: [4, 8]}}
+      epochs: {epochs}
+      batch_size: 50
+      optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
+"
+    )
+}
+
+/// A `distill` stage `name`: a small-cnn [4, 8] student from stage `teacher`'s checkpoint,
+/// half cross-entropy and half Hinton KD at T = 4.
+pub fn kd_stage(name: &str, teacher: &str, epochs: usize, batch_size: usize) -> String {
+    format!(
+        "  {name}:
+    kind: distill
+    teacher: ${{{teacher}.checkpoint}}
+    model: {{type: small-cnn, channels: [4, 8]}}
+    epochs: {epochs}
+    batch_size: {batch_size}
+    loss: [{{type: ce, weight: 0.5}}, {{type: kd, weight: 0.5, temperature: 4}}]
+"
+    )
+}
+
+/// Runs `rolekd-run` with the concatenated argument lists `parts` and fails the test with
+/// its stderr unless it succeeds.
+pub fn run_ok(cwd: &Path, parts: &[&[&str]]) -> Output {
+    let args: Vec<&str> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let o = run(cwd, &args);
+    assert!(o.status.success(), "rolekd-run {args:?}:\n{}", stderr(&o));
+    o
+}
+
+/// A `train` stage named `teacher`: a small-cnn [8, 16] with the stage defaults.
+pub fn teacher_stage(epochs: usize, batch_size: usize) -> String {
+    format!(
+        "  teacher:
+    kind: train
+    model: {{type: small-cnn, channels: [8, 16]}}
+    epochs: {epochs}
+    batch_size: {batch_size}
+"
+    )
+}

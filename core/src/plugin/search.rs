@@ -78,14 +78,18 @@ pub trait SearchStrategy: Send + Sync {
         space: &dyn PolicySpace,
         rng: &mut StreamRng,
     ) -> Result<Vec<i64>>;
-    /// One decision per entry of `scores` (same order), at a perturbation point.
+    /// One decision per entry of `scores` (same order), at a perturbation point. By
+    /// default every member continues: a strategy without exploit/explore (random, grid).
     fn decide(
         &self,
         at: DecideCtx,
         scores: &[MemberScore],
         space: &dyn PolicySpace,
         rng: &mut StreamRng,
-    ) -> Vec<Decision>;
+    ) -> Vec<Decision> {
+        let _ = (at, space, rng);
+        vec![Decision::Continue; scores.len()]
+    }
 }
 
 /// Builds a strategy from its YAML params.

@@ -35,6 +35,20 @@ pub struct StageResult {
     pub roles: Vec<crate::role::RoleRecord>,
 }
 
+impl StageResult {
+    /// A result with `outputs` (name, path relative to the stage directory) and `summary`.
+    pub fn new(outputs: &[(&str, &str)], summary: BTreeMap<String, f64>) -> StageResult {
+        StageResult {
+            outputs: outputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            summary,
+            ..Default::default()
+        }
+    }
+}
+
 /// What the runtime gives a running stage.
 pub struct StageCtx<'a> {
     pub name: &'a str,

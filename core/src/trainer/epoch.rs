@@ -70,18 +70,24 @@ impl Run<'_> {
         Ok(sums)
     }
 
+    /// What a resume state records besides tensors, `step` batches after `epoch` epochs
+    /// (the checksums are filled in when it is saved).
+    fn resume_state(&self, epoch: usize, step: usize) -> EpochState {
+        EpochState {
+            epoch,
+            metrics: self.history.clone(),
+            seed: self.ctx.seed.0,
+            weights_sha256: String::new(),
+            optimizer_sha256: String::new(),
+            step,
+            sums_sha256: String::new(),
+        }
+    }
+
     /// The state `done` batches into `epoch`, with the epoch's running sums.
     fn save_mid_epoch(&mut self, epoch: usize, done: usize, sums: &EpochSums) -> Result<()> {
         let ctx = self.ctx;
-        let state = EpochState {
-            epoch,
-            metrics: self.history.clone(),
-            seed: ctx.seed.0,
-            weights_sha256: String::new(),
-            optimizer_sha256: String::new(),
-            step: done,
-            sums_sha256: String::new(),
-        };
+        let state = self.resume_state(epoch, done);
         let dir = ctx.dir.join("state");
         state::save_mid_epoch(&dir, &self.state_parts(), state, &sums.to_tensors())?;
         ctx.progress.log(&format!(
@@ -220,15 +226,7 @@ impl Run<'_> {
         self.append_events(&m)?;
         self.history.push(m);
         write_metrics(&self.ctx.dir.join("metrics.jsonl"), &self.history)?;
-        let state = EpochState {
-            epoch,
-            metrics: self.history.clone(),
-            seed: ctx.seed.0,
-            weights_sha256: String::new(),
-            optimizer_sha256: String::new(),
-            step: 0,
-            sums_sha256: String::new(),
-        };
+        let state = self.resume_state(epoch, 0);
         let dir = ctx.dir.join("state");
         state::save(&dir, &self.state_parts(), state)?;
         if let Some(st) = stop {

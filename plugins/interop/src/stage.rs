@@ -18,7 +18,6 @@ use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Error, Result};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Deserialize)]
@@ -111,14 +110,10 @@ impl Stage for ImportStage {
             self.p.file.display(),
             ev.acc
         ));
-        let summary = ev.summary("test");
-        let mut outputs = BTreeMap::new();
-        outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
-        Ok(StageResult {
-            outputs,
-            summary,
-            ..Default::default()
-        })
+        Ok(StageResult::new(
+            &[("checkpoint", "checkpoint")],
+            ev.summary("test"),
+        ))
     }
 }
 

@@ -1,13 +1,9 @@
 //! `ab`: Heo, Lee, Yun, Choi, "Knowledge Transfer via Distillation of Activation
 //! Boundaries Formed by Hidden Neurons", AAAI 2019.
 
-use crate::util::{pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
+use crate::prelude::*;
 use rolekd_models::layers::{bn2d, Conv};
-use serde::Deserialize;
-use tch::{nn, nn::ModuleT, Kind, Tensor};
+use tch::nn::ModuleT;
 
 /// Parameters of `ab`.
 #[derive(Deserialize, Debug)]
@@ -40,18 +36,16 @@ pub struct Ab {
 impl Loss for Ab {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
         let m = self.margin;
-        let mut terms = Vec::new();
-        for (tap, (conv, bn)) in self.taps.iter().zip(&self.connectors) {
-            let (s, t) = tap_pair(inputs, tap, "ab")?;
+        sum_over_taps(inputs, &self.taps, "ab", |k, tap, s, t| {
+            let (conv, bn) = &self.connectors[k];
             let (h, w) = tap.common_hw();
             let r = bn.forward_t(&conv.forward(&pool_to(&s, h, w)), true);
             let t = pool_to(&t, h, w);
             let off = r.gt(-m).logical_and(&t.le(0.0)).to_kind(Kind::Float);
             let on = r.le(m).logical_and(&t.gt(0.0)).to_kind(Kind::Float);
             let l = (&r + m).square() * off + (&r - m).square() * on;
-            terms.push(l.mean(Kind::Float));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            l.mean(Kind::Float)
+        })
     }
 }
 

@@ -1,14 +1,7 @@
 //! `at`: Zagoruyko & Komodakis, "Paying More Attention to Attention: Improving the
 //! Performance of CNNs via Attention Transfer", ICLR 2017.
 
-use crate::util::{
-    l2_normalize, pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `at`.
 #[derive(Deserialize, Debug)]
@@ -52,14 +45,11 @@ pub fn attention(f: &Tensor, p: f64) -> Tensor {
 
 impl Loss for At {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for tap in &self.taps {
-            let (s, t) = tap_pair(inputs, tap, "at")?;
+        sum_over_taps(inputs, &self.taps, "at", |_, tap, s, t| {
             let (h, w) = tap.common_hw();
             let d = attention(&pool_to(&s, h, w), self.p) - attention(&pool_to(&t, h, w), self.p);
-            terms.push(d.square().mean(Kind::Float) * (self.beta / 2.0));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            d.square().mean(Kind::Float) * (self.beta / 2.0)
+        })
     }
 }
 

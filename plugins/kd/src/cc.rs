@@ -1,14 +1,7 @@
 //! `cc`: Peng, Jin, Liu, Li, Wu, Liu, Zhou, Zhang, "Correlation Congruence for Knowledge
 //! Distillation", ICCV 2019.
 
-use crate::util::{
-    l2_normalize, pooled, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `cc`.
 #[derive(Deserialize, Debug)]
@@ -45,14 +38,11 @@ fn correlation(f: &Tensor, gamma: f64) -> Tensor {
 
 impl Loss for Cc {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for tap in &self.taps {
-            let (s, t) = tap_pair(inputs, tap, "cc")?;
+        sum_over_taps(inputs, &self.taps, "cc", |_, _, s, t| {
             let b = s.size()[0] as f64;
             let d = correlation(&s, self.gamma) - correlation(&t, self.gamma);
-            terms.push(d.square().sum(Kind::Float) / (b * b));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            d.square().sum(Kind::Float) / (b * b)
+        })
     }
 }
 

@@ -1,10 +1,6 @@
 //! `ce`: the supervised term.
 
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `ce`.
 #[derive(Deserialize, Debug)]

@@ -1,12 +1,7 @@
 //! `crd`: Tian, Krishnan, Isola, "Contrastive Representation Distillation", ICLR 2020.
 
-use crate::util::{l2_normalize, pooled, resolve_taps, tap_pair, DefaultTaps, FeatureSel, Tap};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::{Error, Result};
+use crate::prelude::*;
 use rolekd_models::layers::Linear;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
 
 /// Parameters of `crd`.
 #[derive(Deserialize, Debug)]

@@ -1,12 +1,7 @@
 //! `dist`: Huang, You, Wang, Qian, Xu, "Knowledge Distillation from A Stronger Teacher",
 //! NeurIPS 2022.
 
-use crate::util::teacher;
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `dist`.
 #[derive(Deserialize, Debug)]

@@ -1,13 +1,8 @@
 //! `fitnet`: Romero, Ballas, Kahou, Chassang, Gatta, Bengio, "FitNets: Hints for Thin Deep
 //! Nets", ICLR 2015.
 
-use crate::util::{pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::{Error, Result};
+use crate::prelude::*;
 use rolekd_models::layers::{Conv, ConvOpts};
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
 
 /// Parameters of `fitnet`.
 #[derive(Deserialize, Debug)]
@@ -39,18 +34,16 @@ pub struct FitNet {
 
 impl Loss for FitNet {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for (tap, conn) in self.taps.iter().zip(&self.connectors) {
-            let (s, t) = tap_pair(inputs, tap, "fitnet")?;
+        sum_over_taps(inputs, &self.taps, "fitnet", |k, tap, s, t| {
+            let conn = &self.connectors[k];
             let (h, w) = tap.common_hw();
             let s = pool_to(&s, h, w);
             let r = match conn {
                 Some(c) => c.forward(&s),
                 None => s,
             };
-            terms.push((r - pool_to(&t, h, w)).square().mean(Kind::Float));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            (r - pool_to(&t, h, w)).square().mean(Kind::Float)
+        })
     }
 }
 

@@ -1,14 +1,7 @@
 //! `fsp`: Yim, Joo, Bae, Kim, "A Gift from Knowledge Distillation: Fast Optimization,
 //! Network Minimization and Transfer Learning", CVPR 2017.
 
-use crate::util::{
-    need_taps, pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::{Error, Result};
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `fsp`.
 #[derive(Deserialize, Debug)]

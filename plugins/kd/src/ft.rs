@@ -1,15 +1,8 @@
 //! `ft`: Kim, Park, Kwak, "Paraphrasing Complex Network: Network Compression via Factor
 //! Transfer", NeurIPS 2018.
 
-use crate::util::{
-    l2_normalize, pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
+use crate::prelude::*;
 use rolekd_models::layers::{Conv, ConvOpts};
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
 
 /// Parameters of `ft`.
 #[derive(Deserialize, Debug)]
@@ -73,9 +66,8 @@ fn factor(x: &Tensor) -> Tensor {
 
 impl Loss for Ft {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for (tap, parts) in self.taps.iter().zip(&self.parts) {
-            let (s, t) = tap_pair(inputs, tap, "ft")?;
+        sum_over_taps(inputs, &self.taps, "ft", |k, tap, s, t| {
+            let parts = &self.parts[k];
             let code = lrelu(&parts.enc[1].forward(&lrelu(&parts.enc[0].forward(&t))));
             let recon = parts.dec[1].forward(&lrelu(&parts.dec[0].forward(&code)));
             let fs = lrelu(&parts.tr[1].forward(&lrelu(&parts.tr[0].forward(&s))));
@@ -87,9 +79,8 @@ impl Loss for Ft {
                 d.square().mean(Kind::Float)
             };
             let rec = (recon - &t).square().mean(Kind::Float);
-            terms.push(transfer + rec * self.w_rec);
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            transfer + rec * self.w_rec
+        })
     }
 }
 

@@ -1,13 +1,8 @@
 //! `ickd`: Liu, Shen, Ding, Chen, Zhang, Yu, "Exploring Inter-Channel Correlation for
 //! Diversity-preserved Knowledge Distillation", ICCV 2021.
 
-use crate::util::{pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
+use crate::prelude::*;
 use rolekd_models::layers::Conv;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
 
 /// Parameters of `ickd`.
 #[derive(Deserialize, Debug)]
@@ -34,15 +29,13 @@ fn icc(f: &Tensor) -> Tensor {
 
 impl Loss for Ickd {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for (tap, conv) in self.taps.iter().zip(&self.connectors) {
-            let (s, t) = tap_pair(inputs, tap, "ickd")?;
+        sum_over_taps(inputs, &self.taps, "ickd", |k, tap, s, t| {
+            let conv = &self.connectors[k];
             let (h, w) = tap.common_hw();
             let gs = icc(&conv.forward(&pool_to(&s, h, w)));
             let gt = icc(&pool_to(&t, h, w));
-            terms.push((gs - gt).square().mean(Kind::Float));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            (gs - gt).square().mean(Kind::Float)
+        })
     }
 }
 

@@ -1,11 +1,6 @@
 //! `kd`: Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", 2015.
 
-use crate::util::teacher;
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `kd`.
 #[derive(Deserialize, Debug)]

@@ -29,6 +29,7 @@ pub mod kd;
 pub mod logits;
 pub mod nst;
 pub mod pkt;
+mod prelude;
 pub mod rkd;
 pub mod sp;
 pub mod svd;

@@ -1,11 +1,6 @@
 //! `logits`: Ba & Caruana, "Do Deep Nets Really Need to be Deep?", NeurIPS 2014.
 
-use crate::util::teacher;
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// `logits` takes no parameters.
 #[derive(Deserialize, Debug)]

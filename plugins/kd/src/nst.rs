@@ -1,14 +1,7 @@
 //! `nst`: Huang & Wang, "Like What You Like: Knowledge Distill via Neuron Selectivity
 //! Transfer", arXiv:1707.01219, 2017.
 
-use crate::util::{
-    l2_normalize, pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `nst`.
 #[derive(Deserialize, Debug)]
@@ -36,9 +29,7 @@ fn poly_mean(a: &Tensor, b: &Tensor) -> Tensor {
 
 impl Loss for Nst {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for tap in &self.taps {
-            let (s, t) = tap_pair(inputs, tap, "nst")?;
+        sum_over_taps(inputs, &self.taps, "nst", |_, tap, s, t| {
             let (h, w) = tap.common_hw();
             let flat = |x: &Tensor| {
                 let x = pool_to(x, h, w);
@@ -47,9 +38,8 @@ impl Loss for Nst {
             };
             let (s, t) = (flat(&s), flat(&t));
             let mmd = poly_mean(&s, &s) + poly_mean(&t, &t) - poly_mean(&s, &t) * 2.0;
-            terms.push(mmd.mean(Kind::Float));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            mmd.mean(Kind::Float)
+        })
     }
 }
 

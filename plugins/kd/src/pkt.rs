@@ -1,14 +1,7 @@
 //! `pkt`: Passalis & Tefas, "Learning Deep Representations with Probabilistic Knowledge
 //! Transfer", ECCV 2018.
 
-use crate::util::{
-    l2_normalize, pooled, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `pkt`.
 #[derive(Deserialize, Debug)]
@@ -39,14 +32,10 @@ fn conditional(f: &Tensor) -> Tensor {
 
 impl Loss for Pkt {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for tap in &self.taps {
-            let (s, t) = tap_pair(inputs, tap, "pkt")?;
+        sum_over_taps(inputs, &self.taps, "pkt", |_, _, s, t| {
             let (ps, pt) = (conditional(&s), conditional(&t));
-            let l = (&pt * ((&pt + EPS) / (ps + EPS)).log()).mean(Kind::Float);
-            terms.push(l);
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            (&pt * ((&pt + EPS) / (ps + EPS)).log()).mean(Kind::Float)
+        })
     }
 }
 

@@ -1,13 +1,7 @@
 //! `rkd`: Park, Kim, Lu, Cho, "Relational Knowledge Distillation", CVPR 2019.
 
-use crate::util::{
-    l2_normalize, pooled, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Reduction, Tensor};
+use crate::prelude::*;
+use tch::Reduction;
 
 /// Parameters of `rkd`.
 #[derive(Deserialize, Debug)]

@@ -1,11 +1,6 @@
 //! `sp`: Tung & Mori, "Similarity-Preserving Knowledge Distillation", ICCV 2019.
 
-use crate::util::{l2_normalize, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Parameters of `sp`.
 #[derive(Deserialize, Debug)]
@@ -30,14 +25,11 @@ fn similarity(f: &Tensor) -> Tensor {
 
 impl Loss for Sp {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for tap in &self.taps {
-            let (s, t) = tap_pair(inputs, tap, "sp")?;
+        sum_over_taps(inputs, &self.taps, "sp", |_, _, s, t| {
             let b = s.size()[0] as f64;
             let d = similarity(&s) - similarity(&t);
-            terms.push(d.square().sum(Kind::Float) / (b * b));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            d.square().sum(Kind::Float) / (b * b)
+        })
     }
 }
 

@@ -12,15 +12,7 @@
 //! component positive; an SVD's sign is arbitrary). Both relate consecutive tapped
 //! stages, so they need at least two taps and, per tap, equal channel counts.
 
-use crate::util::{
-    l2_normalize, need_taps, resolve_taps, same_channels, sum_terms, tap_pair, DefaultTaps,
-    FeatureSel, Tap,
-};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::{Error, Result};
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
+use crate::prelude::*;
 
 /// Top-`k` right singular vectors [B, C, k] and singular values [B, k] of each sample's
 /// [H W, C] matrix (computed in f64).

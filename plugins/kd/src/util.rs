@@ -280,6 +280,22 @@ pub fn l2_normalize(x: &Tensor, dim: i64) -> Tensor {
     x / n
 }
 
+/// The sum over `taps` of `term(k, tap, student feature, teacher feature)`: the shape of
+/// every per-stage feature loss (`loss` names it when a feature is missing).
+pub fn sum_over_taps(
+    inputs: &LossInputs<'_>,
+    taps: &[Tap],
+    loss: &str,
+    mut term: impl FnMut(usize, &Tap, Tensor, Tensor) -> Tensor,
+) -> Result<Tensor> {
+    let mut terms = Vec::with_capacity(taps.len());
+    for (k, tap) in taps.iter().enumerate() {
+        let (s, t) = tap_pair(inputs, tap, loss)?;
+        terms.push(term(k, tap, s, t));
+    }
+    Ok(sum_terms(terms, inputs.student.logits.device()))
+}
+
 /// Sum of a list of scalar tensors (zero for none).
 pub fn sum_terms(terms: Vec<Tensor>, device: tch::Device) -> Tensor {
     terms

@@ -1,13 +1,8 @@
 //! `vid`: Ahn, Hu, Damianou, Lawrence, Dai, "Variational Information Distillation for
 //! Knowledge Transfer", CVPR 2019.
 
-use crate::util::{pool_to, resolve_taps, sum_terms, tap_pair, DefaultTaps, FeatureSel, Tap};
-use rolekd_core::config::Params;
-use rolekd_core::plugin::loss::{Loss, LossCtx, LossInputs};
-use rolekd_core::Result;
+use crate::prelude::*;
 use rolekd_models::layers::Conv;
-use serde::Deserialize;
-use tch::{nn, Kind, Tensor};
 
 /// Parameters of `vid`.
 #[derive(Deserialize, Debug)]
@@ -43,18 +38,16 @@ pub struct Vid {
 
 impl Loss for Vid {
     fn compute(&mut self, inputs: &LossInputs<'_>) -> Result<Tensor> {
-        let mut terms = Vec::new();
-        for (tap, (convs, alpha)) in self.taps.iter().zip(&self.heads) {
-            let (s, t) = tap_pair(inputs, tap, "vid")?;
+        sum_over_taps(inputs, &self.taps, "vid", |k, tap, s, t| {
+            let (convs, alpha) = &self.heads[k];
             let (h, w) = tap.common_hw();
             let s = pool_to(&s, h, w);
             let t = pool_to(&t, h, w);
             let mu = convs[2].forward(&convs[1].forward(&convs[0].forward(&s).relu()).relu());
             let var = (alpha.softplus() + EPS).view([1, -1, 1, 1]);
             let nll = ((mu - t).square() / &var + var.log()) * 0.5;
-            terms.push(nll.mean(Kind::Float));
-        }
-        Ok(sum_terms(terms, inputs.student.logits.device()))
+            nll.mean(Kind::Float)
+        })
     }
 }
 

@@ -7,7 +7,6 @@ use rolekd_core::rundir::write_json;
 use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Result};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 /// Fields of an `evaluate` stage.
 #[derive(Deserialize)]
@@ -100,13 +99,7 @@ impl Stage for EvaluateStage {
             summary.insert(format!("{}_agreement", self.p.split), v);
         }
         write_json(&ctx.dir.join("metrics.json"), &summary)?;
-        let mut outputs = BTreeMap::new();
-        outputs.insert("metrics".into(), "metrics.json".into());
-        Ok(StageResult {
-            outputs,
-            summary,
-            ..Default::default()
-        })
+        Ok(StageResult::new(&[("metrics", "metrics.json")], summary))
     }
 }
 

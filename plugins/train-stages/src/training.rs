@@ -6,7 +6,6 @@ use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::role::RoleRecord;
 use rolekd_core::trainer::{self, TrainCtx, TrainSpec};
 use rolekd_core::{register_plugin, Error, Result};
-use std::collections::BTreeMap;
 
 /// The YAML is read by core's builder ([`trainer::build_spec`]), which search trials share.
 struct TrainingStage {
@@ -75,20 +74,18 @@ impl Stage for TrainingStage {
             }
             other => other?,
         };
-        let mut outputs = BTreeMap::new();
-        outputs.insert("checkpoint".to_string(), "checkpoint".to_string());
-        outputs.insert("metrics".to_string(), "metrics.jsonl".to_string());
-        outputs.extend(self.role_checkpoints());
         let history = trainer::read_metrics(&ctx.dir.join("metrics.jsonl"))?;
         let mut summary = trainer::TrainOutcome::summary_with_roles(&history);
         // Kept for readers of earlier results; `roles` says the same, typed.
         summary.insert("distilled".into(), if self.distill { 1.0 } else { 0.0 });
-        Ok(StageResult {
-            outputs,
+        let mut result = StageResult::new(
+            &[("checkpoint", "checkpoint"), ("metrics", "metrics.jsonl")],
             summary,
-            warnings: outcome.stalls.into_iter().map(|s| s.message).collect(),
-            roles: self.roles(),
-        })
+        );
+        result.outputs.extend(self.role_checkpoints());
+        result.warnings = outcome.stalls.into_iter().map(|s| s.message).collect();
+        result.roles = self.roles();
+        Ok(result)
     }
 }
 

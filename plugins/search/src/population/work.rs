@@ -11,7 +11,8 @@ pub trait Trials: Sync {
     /// current lineage; returns one row per epoch trained in `(member.epoch, to]`. `from`
     /// is the published state its saved state must continue from (None before its first
     /// report): a saved state that is not that one is replaced by it. Returns
-    /// `Error::Interrupted` (state saved) when `halt` is set.
+    /// `Error::Interrupted` when `halt` is set (the epoch in progress is dropped; finished
+    /// epochs stay saved).
     fn train(
         &self,
         member: &Member,

@@ -7,9 +7,7 @@
 //! without exploits; the best final reward wins.
 
 use rolekd_core::config::Params;
-use rolekd_core::plugin::search::{
-    DecideCtx, Decision, MemberScore, PolicySpace, SearchPlan, SearchStrategy,
-};
+use rolekd_core::plugin::search::{PolicySpace, SearchPlan, SearchStrategy};
 use rolekd_core::rng::StreamRng;
 use rolekd_core::{register_plugin, Result};
 use serde::Deserialize;
@@ -118,16 +116,6 @@ impl SearchStrategy for Grid {
                 Ok(v)
             })
             .collect()
-    }
-
-    fn decide(
-        &self,
-        _at: DecideCtx,
-        scores: &[MemberScore],
-        _space: &dyn PolicySpace,
-        _rng: &mut StreamRng,
-    ) -> Vec<Decision> {
-        vec![Decision::Continue; scores.len()]
     }
 }
 

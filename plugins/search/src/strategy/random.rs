@@ -4,9 +4,7 @@
 
 use super::Init;
 use rolekd_core::config::Params;
-use rolekd_core::plugin::search::{
-    DecideCtx, Decision, MemberScore, PolicySpace, SearchPlan, SearchStrategy,
-};
+use rolekd_core::plugin::search::{PolicySpace, SearchPlan, SearchStrategy};
 use rolekd_core::rng::StreamRng;
 use rolekd_core::{register_plugin, Result};
 use serde::Deserialize;
@@ -57,16 +55,6 @@ impl SearchStrategy for RandomSearch {
     ) -> Result<Vec<i64>> {
         Ok(self.init.genes(space, member, self.plan.population, rng))
     }
-
-    fn decide(
-        &self,
-        _at: DecideCtx,
-        scores: &[MemberScore],
-        _space: &dyn PolicySpace,
-        _rng: &mut StreamRng,
-    ) -> Vec<Decision> {
-        vec![Decision::Continue; scores.len()]
-    }
 }
 
 fn build(params: &Params) -> Result<Box<dyn SearchStrategy>> {
@@ -101,6 +89,7 @@ mod tests {
     use super::*;
     use crate::space::PbaSearchSpace;
     use rand::SeedableRng;
+    use rolekd_core::plugin::search::{DecideCtx, Decision, MemberScore};
 
     #[test]
     fn members_differ_and_never_exploit() {
