@@ -225,6 +225,26 @@ impl TrainOutcome {
 mod tests {
     use super::*;
 
+    /// A resumed run reads its earlier epochs back from `state.json`; a float that came
+    /// back one ulp off (serde_json's default parser is not correctly rounded) made the
+    /// resumed metrics differ from an uninterrupted run's (found by scripts/soak.sh).
+    #[test]
+    fn metrics_survive_a_json_round_trip_bit_for_bit() {
+        let mut m = ep(1, 0.28);
+        m.test_extras.test_ece = Some(0.10094657536596059);
+        m.loss.insert("total".into(), 1.5446254603068035);
+        let back: EpochMetrics = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(
+            back.test_extras.test_ece.unwrap().to_bits(),
+            0.10094657536596059f64.to_bits()
+        );
+        assert_eq!(
+            back.loss["total"].to_bits(),
+            1.5446254603068035f64.to_bits()
+        );
+        assert_eq!(back, m);
+    }
+
     fn ep(epoch: usize, acc: f64) -> EpochMetrics {
         EpochMetrics {
             epoch,
