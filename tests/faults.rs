@@ -4,9 +4,9 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const FMNIST: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -252,31 +252,13 @@ fn finished_epoch(line: &str, stage: &str) -> Option<usize> {
 /// first: a crash, or a run that finished before the point (then the point list is wrong).
 fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) {
     use std::os::unix::process::ExitStatusExt;
-    let mut child = Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = String::new();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if finished_epoch(&line, point.stage).is_some_and(|e| e >= point.epoch) {
-            // An epoch of this size takes about 0.1 s here; the line's own figure is
-            // rounded to 0.1 s, so the kill lands within the next epoch.
-            std::thread::sleep(std::time::Duration::from_secs_f64(0.1 * point.fraction));
-            let _ = child.kill();
-            break;
-        }
-    }
-    // Drain what is left so the child never blocks on a full pipe before the kill lands.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
-    let status = child.wait().unwrap();
-    let _ = drain.join();
+    let Signalled { status, log, .. } = run_and_signal(cwd, args, libc::SIGKILL, |line| {
+        // An epoch of this size takes about 0.1 s here; the line's own figure is rounded
+        // to 0.1 s, so the kill lands within the next epoch.
+        finished_epoch(line, point.stage)
+            .is_some_and(|e| e >= point.epoch)
+            .then(|| std::time::Duration::from_secs_f64(0.1 * point.fraction))
+    });
     assert_eq!(
         status.signal(),
         Some(9),

@@ -188,38 +188,22 @@ fn signal_inside_epoch(
     epoch: usize,
     signal: i32,
 ) -> String {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(bin())
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = String::new();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let marker = format!("{stage}: epoch {epoch}/");
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.starts_with(&marker) {
-            // "... (1234 img/s, 0.8s)": the epoch's seconds.
-            let seconds: f64 = line
-                .rsplit_once(", ")
-                .and_then(|(_, s)| s.strip_suffix("s)"))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0.5);
-            std::thread::sleep(Duration::from_secs_f64(0.3 * seconds.max(0.1)));
-            // SAFETY: a plain kill(2) on our own child's pid.
-            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-            break;
+    let run = run_and_signal(cwd, args, signal, |line| {
+        if !line.starts_with(&marker) {
+            return None;
         }
-    }
-    log.extend(lines.map_while(Result::ok).map(|l| l + "\n"));
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{log}");
-    log
+        // "... (1234 img/s, 0.8s)": the epoch's seconds.
+        let seconds: f64 = line
+            .rsplit_once(", ")
+            .and_then(|(_, s)| s.strip_suffix("s)"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.5);
+        Some(Duration::from_secs_f64(0.3 * seconds.max(0.1)))
+    });
+    assert!(run.sent, "no signal sent:\n{}", run.log);
+    assert_eq!(run.status.code(), Some(130), "{}", run.log);
+    run.log
 }
 
 /// The mid-epoch state folders (`epoch-<k>-step-<s>`) of a stage.

@@ -216,3 +216,45 @@ pub fn teacher_stage(epochs: usize, batch_size: usize) -> String {
 "
     )
 }
+
+/// How a run stopped by [`run_and_signal`] ended.
+pub struct Signalled {
+    pub status: std::process::ExitStatus,
+    /// Its whole stderr log.
+    pub log: String,
+    /// Whether the signal was sent (kill(2) succeeded).
+    pub sent: bool,
+}
+
+/// Runs `rolekd-run args` in `cwd` and reads its log; at the first line for which `when`
+/// gives a delay, waits that long and sends `signal`. The log is read to its end, so the
+/// child never blocks on a full pipe.
+pub fn run_and_signal(
+    cwd: &Path,
+    args: &[&str],
+    signal: i32,
+    mut when: impl FnMut(&str) -> Option<std::time::Duration>,
+) -> Signalled {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut sent = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(delay) = (!sent).then(|| when(&line)).flatten() {
+            std::thread::sleep(delay);
+            // SAFETY: a plain kill(2) on our own child's pid.
+            sent = unsafe { libc::kill(child.id() as i32, signal) } == 0;
+        }
+    }
+    let status = child.wait().unwrap();
+    Signalled { status, log, sent }
+}
