@@ -53,6 +53,31 @@ impl Graph {
         }
         out
     }
+
+    /// Keeps the named stages and every stage they (transitively) read from, in order:
+    /// `--only` runs part of a pipeline into the same run directory, so a later full run
+    /// reuses what it produced (stage hashes do not depend on the other stages).
+    pub fn restrict(mut self, keep: &[String]) -> Result<Graph> {
+        let mut wanted = BTreeSet::new();
+        let mut frontier: Vec<String> = Vec::new();
+        for name in keep {
+            if self.node(name).is_none() {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                return Err(Error::Invalid(format!(
+                    "--only {name}: no such stage; stages: {}",
+                    names.join(", ")
+                )));
+            }
+            frontier.push(name.clone());
+        }
+        while let Some(cur) = frontier.pop() {
+            if wanted.insert(cur.clone()) {
+                frontier.extend(self.node(&cur).expect("checked").deps.iter().cloned());
+            }
+        }
+        self.nodes.retain(|n| wanted.contains(&n.name));
+        Ok(self)
+    }
 }
 
 /// Builds the graph: resolves every stage kind, checks references and types by building

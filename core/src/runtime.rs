@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub run_dir: Option<PathBuf>,
     /// Stages to redo even if cached (their dependents follow).
     pub force: Vec<String>,
+    /// Run only these stages and those they read from (empty: every stage).
+    pub only: Vec<String>,
     /// Start the whole run directory over.
     pub fresh: bool,
     /// Print the plan and stop.
@@ -107,7 +109,10 @@ struct StageRecord {
 pub fn run(file: &Path, opts: &RunOptions, interrupted: &AtomicBool) -> Result<RunReport> {
     let pipeline = Pipeline::load(file, &opts.overrides)?;
     crate::dynamic::load_for_run(&pipeline, &opts.plugins)?;
-    let graph = graph::build(&pipeline)?;
+    let mut graph = graph::build(&pipeline)?;
+    if !opts.only.is_empty() {
+        graph = graph.restrict(&opts.only)?;
+    }
     for f in &opts.force {
         if graph.node(f).is_none() {
             let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();

@@ -17,6 +17,10 @@ pub struct RunArgs {
     /// Redo this stage (and what depends on it) even if its result is reusable.
     #[arg(long, value_name = "STAGE")]
     force: Vec<String>,
+    /// Run only this stage and the stages it reads from; repeatable. A later run without
+    /// it reuses their results.
+    #[arg(long, value_name = "STAGE")]
+    only: Vec<String>,
     /// Start the run directory over.
     #[arg(long)]
     fresh: bool,
@@ -40,6 +44,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let opts = RunOptions {
         run_dir: args.run_dir,
         force: args.force,
+        only: args.only,
         fresh: args.fresh,
         dry_run: args.dry_run,
         overrides: args.set,

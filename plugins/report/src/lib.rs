@@ -6,6 +6,7 @@
 
 mod curves;
 mod markdown;
+pub mod paired;
 mod scan;
 mod summary;
 
@@ -130,5 +131,51 @@ mod tests {
             "{warning}"
         );
         assert!(!warning.contains("busy_search"), "{warning}");
+    }
+
+    /// A finished train stage: `config` as it ran, one epoch with loss `loss`, test `acc`.
+    fn train_stage(dir: &Path, name: &str, config: &str, loss: f64, acc: f64) {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("config.yaml"), config).unwrap();
+        let result = json!({"kind": "train", "result": {"outputs": {},
+            "summary": {"final_test_acc": acc}}});
+        std::fs::write(d.join("result.json"), result.to_string()).unwrap();
+        let epoch = json!({"epoch": 1, "lr": 0.05, "loss": {"total": loss}, "train_acc": 0.9,
+            "test_acc": acc, "images_per_s": 1.0, "seconds": 1.0});
+        std::fs::write(d.join("metrics.jsonl"), format!("{epoch}\n")).unwrap();
+    }
+
+    #[test]
+    fn augmented_stages_are_paired_with_their_twin_without_augmentation() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("pipeline.yaml"),
+            "name: twins\nseeds: [0]\nstages:\n  plain: {}\n  padflip: {}\n  other: {}\n",
+        )
+        .unwrap();
+        // Seed 1 ran in a later invocation whose pipeline.yaml said `seeds: [0]`.
+        for (seed, shift) in [(0u64, 0.0), (1, 0.01)] {
+            let dir = rolekd_core::runtime::seed_dir(d.path(), seed);
+            let model = "model: {type: resnet-cifar, depth: 20}\nepochs: 30\n";
+            train_stage(&dir, "plain", model, 0.3, 0.80);
+            let aug = format!("{model}augment: {{type: standard, pad: 2}}\n");
+            train_stage(&dir, "padflip", &aug, 0.4, 0.81 + shift);
+            // A different budget: not plain's twin, and no twin of its own.
+            let other = "model: {type: resnet-cifar, depth: 20}\nepochs: 10\naugment: {type: standard}\n";
+            train_stage(&dir, "other", other, 0.5, 0.70);
+        }
+        write_report(d.path()).unwrap();
+        let report = std::fs::read_to_string(d.path().join("report.md")).unwrap();
+        let row = report
+            .lines()
+            .find(|l| l.starts_with("| padflip minus plain |"))
+            .unwrap_or_else(|| panic!("no twin row: {report}"));
+        // Seeds 0 and 1: +1.00 and +2.00 points; t(0.975, 1) = 12.706.
+        assert!(
+            row.contains("+1.50 ± 0.71 | [-4.85, +7.85] | +1.00 / +2.00 | 2/2 | 0"),
+            "{row}"
+        );
+        assert!(!report.contains("other minus"), "{report}");
     }
 }

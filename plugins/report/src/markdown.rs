@@ -1,5 +1,6 @@
 //! `report.md`.
 
+use crate::paired::{self, Paired};
 use crate::scan::{RunScan, StageScan};
 use crate::summary::{mean_std, WARNED};
 use rolekd_augment::schedule::{self, ScheduleStats};
@@ -185,6 +186,7 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
         }
     }
 
+    s.push_str(&augmentation_effects(run, first));
     if let Some(reference) = role_wise_reference(run, first) {
         s.push_str(&paired_differences(run, first, reference));
     }
@@ -326,44 +328,74 @@ fn role_wise_reference(run: &RunScan, first: &[StageScan]) -> Option<usize> {
 }
 
 /// Per-seed paired differences (reference minus baseline, test accuracy) of the role-wise
-/// student against every other student stage: seeds share data splits and teachers, so the
-/// paired difference is the figure that says whether the method helps.
+/// student against every other student stage, with 95% intervals; pairs that are the same
+/// run are marked and left out of the statistics.
 fn paired_differences(run: &RunScan, first: &[StageScan], reference: usize) -> String {
     let mut s = String::new();
     let name = &first[reference].name;
     let _ = writeln!(
         s,
         "\n## Paired differences: {name} minus each baseline\n\nTest accuracy, per seed \
-         (seeds where both finished); positive: {name} is better.\n"
+         (seeds where both finished); positive: {name} is better. {PAIRED_NOTE}\n"
     );
-    let _ = writeln!(
-        s,
-        "| baseline | mean ± std (points) | per seed | {name} better in |\n|---|---|---|---|"
-    );
+    let _ = writeln!(s, "{}", paired::header("baseline", name));
     for (j, st) in first.iter().enumerate() {
         if j == reference || role(run, st) != "student" {
             continue;
         }
-        let diffs: Vec<f64> = run
-            .seeds
-            .iter()
-            .filter_map(|(_, stages)| {
-                Some((stages.get(reference)?.test_acc()? - stages.get(j)?.test_acc()?) * 100.0)
-            })
-            .collect();
-        if diffs.is_empty() {
-            continue;
+        let p = Paired::of(run, reference, j);
+        if !p.pairs.is_empty() {
+            let _ = writeln!(s, "| {} | {} |", st.name, paired::row_cells(&p));
         }
-        let (m, sd) = mean_std(&diffs);
-        let each: Vec<String> = diffs.iter().map(|d| format!("{d:+.2}")).collect();
-        let _ = writeln!(
-            s,
-            "| {} | {m:+.2} ± {sd:.2} | {} | {}/{} |",
-            st.name,
-            each.join(" / "),
-            diffs.iter().filter(|&&d| d > 0.0).count(),
-            diffs.len()
-        );
     }
     s
+}
+
+/// What a table of paired differences shows beside mean ± std.
+const PAIRED_NOTE: &str = "The interval is the mean's 95% t-interval; `=` marks a seed \
+     where both stages are the same run (every per-epoch figure equal), left out of the \
+     mean, std, interval and wins.";
+
+/// Each augmented stage against its twin without augmentation (the same kind, model,
+/// teacher and budget: the config equal but for `augment`): whether each role gains from
+/// augmentation, the premise of role-wise augmentation.
+fn augmentation_effects(run: &RunScan, first: &[StageScan]) -> String {
+    let without_augment = |st: &StageScan| {
+        let mut c = st.config.clone();
+        if let Some(m) = c.as_mapping_mut() {
+            m.remove("augment");
+        }
+        c
+    };
+    let mut rows = String::new();
+    for (i, st) in first.iter().enumerate() {
+        if st.kind == "search" || st.config.get("augment").is_none() {
+            continue;
+        }
+        let plain = without_augment(st);
+        let twin = first.iter().position(|o| {
+            o.kind == st.kind && o.config.get("augment").is_none() && o.config == plain
+        });
+        if let Some(j) = twin {
+            let p = Paired::of(run, i, j);
+            if !p.pairs.is_empty() {
+                let _ = writeln!(
+                    rows,
+                    "| {} minus {} | {} |",
+                    st.name,
+                    first[j].name,
+                    paired::row_cells(&p)
+                );
+            }
+        }
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "\n## Augmentation against none, paired\n\nEach augmented stage minus the same stage \
+         without augmentation, test accuracy in points; positive: the augmentation helps. \
+         {PAIRED_NOTE}\n\n{}\n{rows}",
+        paired::header("stages", "augmented")
+    )
 }

@@ -138,11 +138,18 @@ pub fn scan_run(run_dir: &Path) -> Result<RunScan> {
                 .collect()
         })
         .unwrap_or_default();
-    let seed_list: Vec<u64> = doc
+    let mut seed_list: Vec<u64> = doc
         .get("seeds")
         .and_then(Value::as_sequence)
         .map(|s| s.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
+    if !seed_list.is_empty() {
+        // A run directory filled by several invocations (`--set 'seeds=[3]'`) keeps the
+        // last one's pipeline.yaml: its seed folders say which seeds it holds.
+        seed_list.extend(seed_dirs(run_dir));
+        seed_list.sort_unstable();
+        seed_list.dedup();
+    }
     let seeds = if seed_list.is_empty() {
         vec![(None, scan_stages(run_dir, &stage_names)?)]
     } else {
@@ -159,6 +166,18 @@ pub fn scan_run(run_dir: &Path) -> Result<RunScan> {
         run_dir: run_dir.to_path_buf(),
         seeds,
     })
+}
+
+/// The seeds of the `seed-N` folders in `run_dir`.
+fn seed_dirs(run_dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("seed-")?.parse().ok())
+        .collect()
 }
 
 fn scan_stages(dir: &Path, names: &[String]) -> Result<Vec<StageScan>> {

@@ -84,6 +84,13 @@ struct SearchParams {
     /// Validation images of the search's split, the reward (default: a fifth).
     #[serde(default)]
     val_size: Option<usize>,
+    /// `split` (default): the search re-splits the pipeline's training split into its own
+    /// training and reward images. `validation`: trials train on the pipeline's training
+    /// split and the reward is accuracy on the pipeline's validation split (`train_size` /
+    /// `val_size` then take the first images of each): trials see the final training's
+    /// data, and the reward set can be as large as the validation split.
+    #[serde(default)]
+    reward_on: RewardOn,
     /// Members trained at once, on threads; more members than workers are time-sliced.
     /// 0: none here, `rolekd-run worker` processes train them all (the stage waits).
     #[serde(default = "default_workers")]
@@ -118,6 +125,15 @@ struct SearchParams {
     keep_states: bool,
 }
 
+/// Where a search's reward images come from.
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RewardOn {
+    #[default]
+    Split,
+    Validation,
+}
+
 fn default_space() -> String {
     "pba".into()
 }
@@ -145,6 +161,7 @@ pub(crate) struct SearchStage {
     pub(crate) space: Box<dyn SearchSpace>,
     train_size: Option<usize>,
     val_size: Option<usize>,
+    reward_on: RewardOn,
     workers: usize,
     store: Option<String>,
     run: Option<String>,
@@ -361,6 +378,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
         space,
         train_size: p.train_size,
         val_size: p.val_size,
+        reward_on: p.reward_on,
         workers: p.workers,
         store: p.store,
         run: p.run,
@@ -471,9 +489,13 @@ impl Drop for IntraOpThreads {
 }
 
 impl SearchStage {
-    /// The search's own split of the pipeline's training split: a seeded permutation, the
-    /// first `train_size` images to train on and the next `val_size` to validate on.
+    /// The search's data: by default its own split of the pipeline's training split (a
+    /// seeded permutation, the first `train_size` images to train on and the next
+    /// `val_size` to validate on); with `reward_on: validation` the pipeline's own splits.
     pub(crate) fn split(&self, data: &Dataset, seed: Seed) -> Result<Dataset> {
+        if self.reward_on == RewardOn::Validation {
+            return self.pipeline_splits(data);
+        }
         let n = data.train.len();
         let val = self.val_size.unwrap_or_else(|| (n / 5).max(1));
         let train = self.train_size.unwrap_or(n.saturating_sub(val));
@@ -483,28 +505,73 @@ impl SearchStage {
             } else {
                 "val_size"
             };
-            return Err(self
-                .params
-                .child_error(
-                    key,
-                    format!(
-                        "train_size {train} + val_size {val} need {} images, the pipeline's training split has {n}",
-                        train + val
-                    ),
-                )
-                .into());
+            return Err(self.size_error(
+                key,
+                format!(
+                    "train_size {train} + val_size {val} need {} images, the pipeline's training split has {n}",
+                    train + val
+                ),
+            ));
         }
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut seed.rng());
-        Ok(Dataset {
+        Ok(self.search_data(
+            data,
+            data.train.subset(&order[..train]),
+            data.train.subset(&order[train..train + val]),
+        ))
+    }
+
+    /// `reward_on: validation`: the first `train_size` training and `val_size` validation
+    /// images of the pipeline (all of each by default).
+    fn pipeline_splits(&self, data: &Dataset) -> Result<Dataset> {
+        let (n_train, n_val) = (data.train.len(), data.val.len());
+        if n_val == 0 {
+            return Err(self.size_error(
+                "reward_on",
+                "`validation` needs a validation split: set the data's `val_size`".into(),
+            ));
+        }
+        let train = self.train_size.unwrap_or(n_train);
+        let val = self.val_size.unwrap_or(n_val);
+        for (key, want, have, split) in [
+            ("train_size", train, n_train, "training"),
+            ("val_size", val, n_val, "validation"),
+        ] {
+            if want > have {
+                return Err(self.size_error(
+                    key,
+                    format!("{want} images, the pipeline's {split} split has {have}"),
+                ));
+            }
+        }
+        let first = |n: usize| (0..n).collect::<Vec<usize>>();
+        Ok(self.search_data(
+            data,
+            data.train.subset(&first(train)),
+            data.val.subset(&first(val)),
+        ))
+    }
+
+    fn size_error(&self, key: &str, message: String) -> Error {
+        self.params.child_error(key, message).into()
+    }
+
+    fn search_data(
+        &self,
+        data: &Dataset,
+        train: rolekd_core::plugin::data::DataSplit,
+        val: rolekd_core::plugin::data::DataSplit,
+    ) -> Dataset {
+        Dataset {
             name: format!("{} (search split)", data.name),
-            train: Arc::new(data.train.subset(&order[..train])),
-            val: Arc::new(data.train.subset(&order[train..train + val])),
+            train: Arc::new(train),
+            val: Arc::new(val),
             test: data.test.clone(),
             classes: data.classes.clone(),
             mean: data.mean.clone(),
             std: data.std.clone(),
-        })
+        }
     }
 }
 
