@@ -162,7 +162,8 @@ mod tests {
             let aug = format!("{model}augment: {{type: standard, pad: 2}}\n");
             train_stage(&dir, "padflip", &aug, 0.4, 0.81 + shift);
             // A different budget: not plain's twin, and no twin of its own.
-            let other = "model: {type: resnet-cifar, depth: 20}\nepochs: 10\naugment: {type: standard}\n";
+            let other =
+                "model: {type: resnet-cifar, depth: 20}\nepochs: 10\naugment: {type: standard}\n";
             train_stage(&dir, "other", other, 0.5, 0.70);
         }
         write_report(d.path()).unwrap();

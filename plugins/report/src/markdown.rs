@@ -81,6 +81,26 @@ fn beyond_top1(run: &RunScan, first: &[StageScan]) -> String {
 
 /// The whole report; `pictures` are file names next to `report.md`.
 pub fn render(run: &RunScan, pictures: &[String]) -> String {
+    let first: &[StageScan] = run.seeds.first().map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+    let mut s = title(run);
+    s.push_str(&stages_table(run, first));
+    s.push_str(&beyond_top1(run, first));
+    s.push_str(&warnings(run));
+    s.push_str(&students_ranked(run, first));
+    s.push_str(&augmentation_effects(run, first));
+    if let Some(reference) = role_wise_reference(run, first) {
+        s.push_str(&paired_differences(run, first, reference));
+    }
+    s.push_str(&searches_table(run, first));
+    let searches: Vec<usize> = (0..first.len())
+        .filter(|&i| first[i].kind == "search")
+        .collect();
+    s.push_str(&picture_links(run, first, &searches, pictures));
+    s
+}
+
+/// The title, the run directory and the seeds.
+fn title(run: &RunScan) -> String {
     let mut s = String::new();
     let seeds: Vec<String> = run
         .seeds
@@ -96,12 +116,17 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
             seeds.join(", ")
         );
     }
+    s
+}
+
+/// One row per stage (and per further trained role), figures over seeds.
+fn stages_table(run: &RunScan, first: &[StageScan]) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "\n## Stages\n");
     let _ = writeln!(
         s,
         "| stage | kind | role | augmentation | test acc | best test acc | val acc | seconds | finished |\n|---|---|---|---|---|---|---|---|---|"
     );
-    let first: &[StageScan] = run.seeds.first().map(|(_, v)| v.as_slice()).unwrap_or(&[]);
     for (i, st) in first.iter().enumerate() {
         let finished = run.across_seeds(i).filter(|x| x.result.is_some()).count();
         let secs: f64 = values(run, i, |x| x.summary("stage_seconds")).iter().sum();
@@ -138,8 +163,12 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
         }
     }
 
-    s.push_str(&beyond_top1(run, first));
+    s
+}
 
+/// Every stage's warnings, per seed.
+fn warnings(run: &RunScan) -> String {
+    let mut s = String::new();
     let mut warnings = String::new();
     for (seed, stages) in &run.seeds {
         for st in stages {
@@ -153,7 +182,12 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
         let _ = write!(s, "\n## Warnings\n\n{warnings}");
     }
 
-    // The students, best first: the comparison a role-wise pipeline is run for.
+    s
+}
+
+/// The students, best first: the comparison a role-wise pipeline is run for.
+fn students_ranked(run: &RunScan, first: &[StageScan]) -> String {
+    let mut s = String::new();
     let mut students: Vec<(usize, f64)> = first
         .iter()
         .enumerate()
@@ -186,105 +220,126 @@ pub fn render(run: &RunScan, pictures: &[String]) -> String {
         }
     }
 
-    s.push_str(&augmentation_effects(run, first));
-    if let Some(reference) = role_wise_reference(run, first) {
-        s.push_str(&paired_differences(run, first, reference));
-    }
+    s
+}
 
+/// Each search's figures: members, best reward, exploits, time, what its schedule does.
+fn searches_table(run: &RunScan, first: &[StageScan]) -> String {
     let searches: Vec<usize> = (0..first.len())
         .filter(|&i| first[i].kind == "search")
         .collect();
-    if !searches.is_empty() {
-        let _ = writeln!(s, "\n## Searches\n");
+    if searches.is_empty() {
+        return String::new();
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Searches\n");
+    let _ = writeln!(
+        s,
+        "| stage | strategy | searched role | members | best val acc | exploits | wall time (s) | ops with p > 0 at the end | mean p | mean magnitude |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let mut empty: Vec<String> = Vec::new();
+    for &i in &searches {
+        let (row, empties) = search_row(run, &first[i], i);
+        s.push_str(&row);
+        empty.extend(empties);
+    }
+    let total: f64 = (0..first.len())
+        .flat_map(|i| values(run, i, |x| x.summary("stage_seconds")))
+        .sum();
+    let searching: f64 = searches
+        .iter()
+        .flat_map(|&i| values(run, i, |x| x.summary("stage_seconds")))
+        .sum();
+    if total > 0.0 {
         let _ = writeln!(
             s,
-            "| stage | strategy | searched role | members | best val acc | exploits | wall time (s) | ops with p > 0 at the end | mean p | mean magnitude |\n|---|---|---|---|---|---|---|---|---|---|"
-        );
-        let mut empty: Vec<String> = Vec::new();
-        for &i in &searches {
-            let st = &first[i];
-            let searched = st
-                .config
-                .get("role")
-                .and_then(|r| r.as_str())
-                .unwrap_or("-");
-            let members = values(run, i, |x| x.summary("population"));
-            let exploits = values(run, i, |x| x.summary("exploits"));
-            let wall = values(run, i, |x| x.summary("search_seconds"));
-            let stats: Vec<(Option<u64>, ScheduleStats)> = run
-                .seeds
-                .iter()
-                .filter_map(|(seed, stages)| {
-                    let path = stages.get(i)?.output("schedule")?;
-                    Some((*seed, schedule::load(&path).ok()?.stats()))
-                })
-                .collect();
-            let per_seed = |f: &dyn Fn(&ScheduleStats) -> String| {
-                let v: Vec<String> = stats.iter().map(|(_, x)| f(x)).collect();
-                if v.is_empty() {
-                    "-".to_string()
-                } else {
-                    v.join(" / ")
-                }
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {searched} | {} | {} | {} | {:.0} | {} | {} | {} |",
-                st.name,
-                st.plugin_type("strategy").unwrap_or_else(|| "-".into()),
-                members.first().map(|m| m.to_string()).unwrap_or("-".into()),
-                pct_over(&values(run, i, |x| x.summary("best_val_acc"))),
-                exploits
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-                wall.iter().sum::<f64>(),
-                per_seed(&|x| x.active_final.to_string()),
-                per_seed(&|x| format!("{:.2}", x.mean_prob)),
-                per_seed(&|x| x
-                    .mean_magnitude
-                    .map_or("-".to_string(), |m| format!("{m:.1}"))),
-            );
-            for (seed, x) in &stats {
-                if !x.applies_any_op {
-                    empty.push(match seed {
-                        Some(seed) => format!("{} (seed {seed})", st.name),
-                        None => st.name.clone(),
-                    });
-                }
+            "\nSearches took {searching:.0} s of the {total:.0} s all stages took ({:.0}%{}).",
+            100.0 * searching / total,
+            if run.seeds.len() > 1 {
+                ", all seeds"
+            } else {
+                ""
             }
-        }
-        let total: f64 = (0..first.len())
-            .flat_map(|i| values(run, i, |x| x.summary("stage_seconds")))
-            .sum();
-        let searching: f64 = searches
-            .iter()
-            .flat_map(|&i| values(run, i, |x| x.summary("stage_seconds")))
-            .sum();
-        if total > 0.0 {
-            let _ =
-                writeln!(
-                s,
-                "\nSearches took {searching:.0} s of the {total:.0} s all stages took ({:.0}%{}).",
-                100.0 * searching / total,
-                if run.seeds.len() > 1 { ", all seeds" } else { "" }
-            );
-        }
-        if !empty.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n**Warning: {EMPTY_SCHEDULE}:** {}. A stage trained with such a schedule saw no augmentation at all.",
-                empty.join(", ")
-            );
-        }
+        );
     }
+    if !empty.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n**Warning: {EMPTY_SCHEDULE}:** {}. A stage trained with such a schedule saw no augmentation at all.",
+            empty.join(", ")
+        );
+    }
+    s
+}
 
+/// Search stage `i`'s row, and the seeds whose searched schedule applies no op.
+fn search_row(run: &RunScan, st: &StageScan, i: usize) -> (String, Vec<String>) {
+    let searched = st
+        .config
+        .get("role")
+        .and_then(|r| r.as_str())
+        .unwrap_or("-");
+    let members = values(run, i, |x| x.summary("population"));
+    let exploits = values(run, i, |x| x.summary("exploits"));
+    let wall = values(run, i, |x| x.summary("search_seconds"));
+    let stats: Vec<(Option<u64>, ScheduleStats)> = run
+        .seeds
+        .iter()
+        .filter_map(|(seed, stages)| {
+            let path = stages.get(i)?.output("schedule")?;
+            Some((*seed, schedule::load(&path).ok()?.stats()))
+        })
+        .collect();
+    let per_seed = |f: &dyn Fn(&ScheduleStats) -> String| {
+        let v: Vec<String> = stats.iter().map(|(_, x)| f(x)).collect();
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(" / ")
+        }
+    };
+    let row = format!(
+        "| {} | {} | {searched} | {} | {} | {} | {:.0} | {} | {} | {} |\n",
+        st.name,
+        st.plugin_type("strategy").unwrap_or_else(|| "-".into()),
+        members.first().map(|m| m.to_string()).unwrap_or("-".into()),
+        pct_over(&values(run, i, |x| x.summary("best_val_acc"))),
+        exploits
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(" / "),
+        wall.iter().sum::<f64>(),
+        per_seed(&|x| x.active_final.to_string()),
+        per_seed(&|x| format!("{:.2}", x.mean_prob)),
+        per_seed(&|x| x
+            .mean_magnitude
+            .map_or("-".to_string(), |m| format!("{m:.1}"))),
+    );
+    let empty = stats
+        .iter()
+        .filter(|(_, x)| !x.applies_any_op)
+        .map(|(seed, _)| match seed {
+            Some(seed) => format!("{} (seed {seed})", st.name),
+            None => st.name.clone(),
+        })
+        .collect();
+    (row, empty)
+}
+
+/// The plots next to the report and each search's rewards plot.
+fn picture_links(
+    run: &RunScan,
+    first: &[StageScan],
+    searches: &[usize],
+    pictures: &[String],
+) -> String {
+    let mut s = String::new();
     let _ = writeln!(s, "\n## Pictures\n");
     for p in pictures {
         let _ = writeln!(s, "![{p}]({p})\n");
     }
-    for &i in &searches {
+    for &i in searches {
         let st = &first[i];
         if let Some(rewards) = st.output("rewards").filter(|p| p.is_file()) {
             let rel = rewards
