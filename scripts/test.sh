@@ -35,6 +35,20 @@ if target/debug/rolekd-run "$laptop/p.yaml" --run-dir "$laptop/r" > "$laptop/out
   cat "$laptop/out" >&2
   exit 1
 fi
+# ... and trains a small pipeline end to end (a search on its own file-based store too).
+printf '%s\n' 'name: laptop' 'seed: 1' 'device: cpu' \
+  'data: {type: fashion-mnist, train_size: 600, test_size: 200}' 'stages:' \
+  '  s:' '    kind: search' '    role: teacher' '    train_size: 300' '    val_size: 200' \
+  '    strategy: {type: pba, population: 2, interval: 1}' \
+  '    trial: {model: {type: small-cnn, channels: [4, 8]}, epochs: 2, batch_size: 50}' \
+  '  t:' '    kind: train' '    model: {type: small-cnn, channels: [4, 8]}' '    epochs: 1' \
+  '    augment: {type: pba-schedule, schedule: "${s.schedule}"}' > "$laptop/small.yaml"
+if ! target/debug/rolekd-run "$laptop/small.yaml" --run-dir "$laptop/small" -q > "$laptop/out" 2>&1 ||
+    ! grep -q '"final_test_acc"' "$laptop/small/t/result.json"; then
+  echo "the one-machine build did not train a small pipeline:" >&2
+  cat "$laptop/out" >&2
+  exit 1
+fi
 rm -rf "$laptop"
 # The default build (every test below runs it).
 cargo clippy --workspace --all-targets -- -D warnings

@@ -248,9 +248,10 @@ fn finished_epoch(line: &str, stage: &str) -> Option<usize> {
     after.split('/').next()?.parse().ok()
 }
 
-/// Runs the pipeline and SIGKILLs it at `point`. Panics when the process ends by itself
-/// first: a crash, or a run that finished before the point (then the point list is wrong).
-fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) {
+/// Runs the pipeline and SIGKILLs it at `point`, returning its log. Panics when the
+/// process ends by itself first: a crash, or a run that finished before the point (then
+/// the point list is wrong).
+fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) -> String {
     use std::os::unix::process::ExitStatusExt;
     let Signalled { status, log, .. } = run_and_signal(cwd, args, libc::SIGKILL, |line| {
         // An epoch of this size takes about 0.1 s here; the line's own figure is rounded
@@ -267,6 +268,23 @@ fn run_and_kill(cwd: &Path, args: &[&str], point: &KillPoint) {
         point.epoch,
         point.fraction
     );
+    log
+}
+
+/// Whether a rerun's log shows it picked `stage` up where the killed run left it: the
+/// stage reused whole, resumed after an epoch or inside one, or (a search) resumed with
+/// its results. A rerun that started the stage over shows none of these.
+fn resumed(log: &str, stage: &str) -> bool {
+    log.lines().any(|l| {
+        l.strip_prefix(stage)
+            .and_then(|r| r.strip_prefix(": "))
+            .is_some_and(|r| {
+                r.starts_with("unchanged, reusing")
+                    || r.starts_with("resuming after epoch")
+                    || r.starts_with("resuming inside epoch")
+                    || r.starts_with("resuming the search")
+            })
+    })
 }
 
 #[test]
@@ -293,11 +311,26 @@ fn sigkill_at_many_points_resumes_to_the_uninterrupted_result() {
     );
     let points = kill_points();
     assert_eq!(points.len(), 12);
+    let mut previous: Option<&KillPoint> = None;
     for point in &points {
-        run_and_kill(d.path(), &[p, "--run-dir", "b"], point);
+        let log = run_and_kill(d.path(), &[p, "--run-dir", "b"], point);
+        // Every run after the first is a rerun: it must resume the stage killed last time.
+        // (A train or distill stage logs an epoch before saving it, so a kill right after
+        // its first epoch's line may find nothing saved; from the second epoch on, the
+        // epoch before is always on disk. A search records a result before logging it.)
+        if let Some(last) = previous.filter(|l| l.epoch >= 2 || l.stage == "search") {
+            assert!(
+                resumed(&log, last.stage),
+                "the rerun after a kill in `{}` at epoch {} did not resume it:\n{log}",
+                last.stage,
+                last.epoch
+            );
+        }
+        previous = Some(point);
     }
     let o = run(d.path(), &[p, "--run-dir", "b"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(resumed(&stderr(&o), "student"), "{}", stderr(&o));
     let (a, b) = (d.path().join("a"), d.path().join("b"));
     assert_eq!(
         results_by_member_epoch(&a.join("search")),

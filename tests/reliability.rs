@@ -1,5 +1,7 @@
 //! Faults: a second process on a busy run directory, non-finite losses, damaged resume
-//! state, a checkpoint of another architecture, out-of-range values.
+//! state (truncated, or one byte flipped), a checkpoint of another architecture,
+//! out-of-range values, SIGINT/SIGTERM inside a training epoch and inside an in-process
+//! search.
 
 mod common;
 use common::*;
@@ -64,8 +66,10 @@ fn a_non_finite_loss_names_epoch_step_and_term() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-#[test]
-fn damaged_latest_state_falls_back_to_the_previous_epoch() {
+/// Runs a 3-epoch teacher as a reference and a 2-epoch run of it, applies `damage` to the
+/// second run's epoch-2 weights, and checks that the rerun of the 3-epoch teacher calls
+/// that state unusable, resumes after epoch 1 and ends with the reference's metrics.
+fn damaged_state_falls_back(damage: impl Fn(&std::path::Path)) {
     let d = tempfile::tempdir().unwrap();
     // A constant learning rate: the first epochs do not depend on the run's length.
     let text = teacher_only(3) + "    lr_schedule: {type: constant}\n";
@@ -73,21 +77,13 @@ fn damaged_latest_state_falls_back_to_the_previous_epoch() {
     let p = f.to_str().unwrap();
     let o = run(d.path(), &[p, "--run-dir", "ref"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // Stop after two epochs, then damage epoch 2's weights as a crash mid-write could.
     let o = run(
         d.path(),
         &[p, "--run-dir", "run", "--set", "stages.teacher.epochs=2"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let stage = d.path().join("run/teacher");
-    let w = stage.join("state/epoch-2/weights.safetensors");
-    let len = std::fs::metadata(&w).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&w)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    damage(&stage.join("state/epoch-2/weights.safetensors"));
     // Same stage config as the reference: the 2-epoch result is not reusable, the state is.
     std::fs::remove_file(stage.join("result.json")).unwrap();
     let mut rec: serde_json::Value =
@@ -109,6 +105,31 @@ fn damaged_latest_state_falls_back_to_the_previous_epoch() {
         metrics_without_timing(&d.path().join("ref/teacher")),
         metrics_without_timing(&stage)
     );
+}
+
+#[test]
+fn a_truncated_latest_state_falls_back_to_the_previous_epoch() {
+    // As a crash mid-write could leave it.
+    damaged_state_falls_back(|w| {
+        let len = std::fs::metadata(w).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(w)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_latest_state_with_one_flipped_byte_falls_back_to_the_previous_epoch() {
+    // Same length, one weight's byte altered (a bad disk block): only the checksum sees it.
+    damaged_state_falls_back(|w| {
+        let mut bytes = std::fs::read(w).unwrap();
+        let at = bytes.len() - 3;
+        bytes[at] ^= 0x40;
+        std::fs::write(w, &bytes).unwrap();
+    });
 }
 
 #[test]
@@ -273,4 +294,38 @@ fn sigint_and_sigterm_inside_an_epoch_save_it_and_the_rerun_resumes_there() {
             "{stage}: final weights"
         );
     }
+}
+
+#[test]
+fn sigint_to_an_in_process_search_exits_130_and_the_rerun_ends_equal() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: s\nseed: 3\ndevice: cpu\n{TINY_DATA}stages:\n{}",
+        search_stage("search", "{type: pba, population: 4, interval: 1}", 300, 200, 4)
+    );
+    let f = write(d.path(), "p.yaml", &text);
+    let p = f.to_str().unwrap();
+    run_ok(d.path(), &[&[p, "--run-dir", "clean"]]);
+    let args = [p, "--run-dir", "cut"];
+    let cut = run_and_signal(d.path(), &args, libc::SIGINT, |line| {
+        line.starts_with("search: member ")
+            .then_some(())
+            .filter(|_| line.contains(" reported epoch 2/4"))
+            .map(|_| Duration::from_millis(30))
+    });
+    assert!(cut.sent, "no signal sent:\n{}", cut.log);
+    assert_eq!(cut.status.code(), Some(130), "{}", cut.log);
+    assert!(!d.path().join("cut/search/result.json").exists());
+    let o = run_ok(d.path(), &[&args]);
+    assert!(
+        stderr(&o).contains("search: resuming the search"),
+        "{}",
+        stderr(&o)
+    );
+    let (a, b) = (d.path().join("clean/search"), d.path().join("cut/search"));
+    assert_eq!(results_by_member_epoch(&a), results_by_member_epoch(&b));
+    assert_eq!(
+        std::fs::read(a.join("schedule.json")).unwrap(),
+        std::fs::read(b.join("schedule.json")).unwrap()
+    );
 }

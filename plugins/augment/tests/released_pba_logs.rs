@@ -1,4 +1,4 @@
-//! The two schedule logs PBA's authors released (`../shared/fixtures/pba/`, quoted trial
+//! The two schedule logs PBA's authors released (`tests/fixtures/pba/`, quoted trial
 //! ids and bare-list policies: the two spellings the importer has branches for) import, and
 //! give the segments PBA's own `parse_log` yields.
 //!
@@ -24,10 +24,10 @@ use std::path::PathBuf;
 
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/pba")
+        .join("tests/fixtures/pba")
         .join(name);
     std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (the shared fixtures)", path.display()))
+        .unwrap_or_else(|e| panic!("{}: {e} (the fixtures in the repository)", path.display()))
 }
 
 fn ends(s: &Schedule) -> Vec<usize> {
