@@ -3,13 +3,13 @@
 
 use crate::names::{is_batch_counter, Scheme};
 use crate::torch_file::read_torch_file;
-use rolekd_core::checkpoint::{
-    copy_into, named_tensors, read_tensors, save_checkpoint, SpecRecord,
-};
 use rolekd_core::config::Params;
 use rolekd_core::rng::Seed;
-use rolekd_core::trainer::build_model;
 use rolekd_core::{Error, Result};
+use rolekd_engine::checkpoint::{
+    copy_into, named_tensors, read_tensors, save_checkpoint, SpecRecord,
+};
+use rolekd_engine::trainer::build_model;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};

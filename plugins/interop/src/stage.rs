@@ -15,8 +15,8 @@ use crate::import::{import, Source};
 use rolekd_core::artifact::ArtifactKind;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
-use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Error, Result};
+use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use serde::Deserialize;
 use std::path::PathBuf;
 

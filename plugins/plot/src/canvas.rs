@@ -75,7 +75,7 @@ impl Canvas {
 
     /// Writes the canvas as a PNG file (atomically: a reader never sees half a picture).
     pub fn save(&self, path: &Path) -> Result<()> {
-        rolekd_core::rundir::write_atomic(path, &self.to_png())
+        rolekd_core::files::write_atomic(path, &self.to_png())
     }
 
     /// A straight line `width` pixels thick (Bresenham), clipped to the canvas.

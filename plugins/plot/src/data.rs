@@ -1,8 +1,8 @@
 //! The data a picture draws, beside it: CSV for spreadsheets and scripts, SVG line charts
 //! for zooming into curves a PNG shows at one size.
 
-use rolekd_core::run_metrics::csv_field;
-use rolekd_core::rundir::write_atomic;
+use rolekd_core::files::csv_field;
+use rolekd_core::files::write_atomic;
 use rolekd_core::Result;
 use std::fmt::Write as _;
 use std::path::Path;

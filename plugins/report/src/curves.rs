@@ -68,7 +68,7 @@ pub fn write_curve_data(run: &RunScan, dir: &Path) -> Result<Vec<PathBuf>> {
         chart.lo,
         chart.hi,
     );
-    rolekd_core::rundir::write_atomic(&svg, text.as_bytes())?;
+    rolekd_core::files::write_atomic(&svg, text.as_bytes())?;
     Ok(vec![csv, svg])
 }
 

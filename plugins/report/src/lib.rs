@@ -13,7 +13,7 @@ mod summary;
 pub use scan::{scan_run, RunScan, StageScan};
 pub use summary::{final_acc, mean_std, summary_markdown, WARNED};
 
-use rolekd_core::rundir::write_atomic;
+use rolekd_core::files::write_atomic;
 use rolekd_core::Result;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +72,7 @@ mod tests {
         .unwrap();
         for seed in seeds {
             for (name, genes) in schedules {
-                let d = rolekd_core::runtime::seed_dir(dir, *seed).join(name);
+                let d = rolekd_engine::runtime::seed_dir(dir, *seed).join(name);
                 std::fs::create_dir_all(&d).unwrap();
                 save(
                     &Schedule::constant(genes, 6).unwrap(),
@@ -156,13 +156,14 @@ mod tests {
         .unwrap();
         // Seed 1 ran in a later invocation whose pipeline.yaml said `seeds: [0]`.
         for (seed, shift) in [(0u64, 0.0), (1, 0.01)] {
-            let dir = rolekd_core::runtime::seed_dir(d.path(), seed);
+            let dir = rolekd_engine::runtime::seed_dir(d.path(), seed);
             let model = "model: {type: resnet-cifar, depth: 20}\nepochs: 30\n";
             train_stage(&dir, "plain", model, 0.3, 0.80);
             let aug = format!("{model}augment: {{type: standard, pad: 2}}\n");
             train_stage(&dir, "padflip", &aug, 0.4, 0.81 + shift);
             // A different budget: not plain's twin, and no twin of its own.
-            let other = "model: {type: resnet-cifar, depth: 20}\nepochs: 10\naugment: {type: standard}\n";
+            let other =
+                "model: {type: resnet-cifar, depth: 20}\nepochs: 10\naugment: {type: standard}\n";
             train_stage(&dir, "other", other, 0.5, 0.70);
         }
         write_report(d.path()).unwrap();

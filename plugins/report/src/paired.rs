@@ -113,9 +113,9 @@ pub fn same_run(a: &StageScan, b: &StageScan) -> bool {
 /// interval's factor); df > 30 uses the normal's 1.96 (within 2% from there on).
 pub fn t975(df: usize) -> f64 {
     const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-        2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
     ];
     match df {
         0 => f64::NAN,
@@ -233,8 +233,15 @@ mod tests {
         assert_eq!(p.wins(), 1, "an identical pair is not a win");
         let (m, _) = p.mean_std().unwrap();
         assert!(m.abs() < 1e-9, "mean over the two differing seeds: {m}");
-        assert!(p.interval95().is_some(), "two differing pairs give an interval");
-        assert!(p.per_seed().starts_with("= / +1.00 / -1.00"), "{}", p.per_seed());
+        assert!(
+            p.interval95().is_some(),
+            "two differing pairs give an interval"
+        );
+        assert!(
+            p.per_seed().starts_with("= / +1.00 / -1.00"),
+            "{}",
+            p.per_seed()
+        );
         let cells = row_cells(&p);
         assert!(cells.ends_with("| 1/3 | 1"), "{cells}");
     }

@@ -2,8 +2,8 @@
 //! stage's `result.json`, `metrics.jsonl` and `config.yaml`.
 
 use rolekd_core::plugin::stage::StageResult;
-use rolekd_core::trainer::{read_metrics, EpochMetrics};
 use rolekd_core::{Error, Result};
+use rolekd_engine::trainer::{read_metrics, EpochMetrics};
 use serde_yaml_ng::Value;
 use std::path::{Path, PathBuf};
 
@@ -156,7 +156,7 @@ pub fn scan_run(run_dir: &Path) -> Result<RunScan> {
         seed_list
             .iter()
             .map(|&s| {
-                let dir = rolekd_core::runtime::seed_dir(run_dir, s);
+                let dir = rolekd_engine::runtime::seed_dir(run_dir, s);
                 Ok((Some(s), scan_stages(&dir, &stage_names)?))
             })
             .collect::<Result<_>>()?

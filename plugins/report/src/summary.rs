@@ -2,7 +2,7 @@
 //! best test accuracy, or for a `seeds:` run the mean ± sample std over the seeds, and the
 //! stages' warnings. The runtime calls [`summary_markdown`] through its run options.
 
-use rolekd_core::runtime::{RunReport, StageReport, StageStatus};
+use rolekd_engine::runtime::{RunReport, StageReport, StageStatus};
 
 fn pct(v: Option<&f64>) -> String {
     v.map(|x| format!("{:.2}%", x * 100.0))

@@ -49,9 +49,9 @@ use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::precision::Precision;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
-use rolekd_core::trainer::{build_spec_probing, TrainSpec};
 use rolekd_core::yaml::Value;
 use rolekd_core::{register_plugin, registry, Error, Result};
+use rolekd_engine::trainer::{build_spec_probing, TrainSpec};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
@@ -215,7 +215,7 @@ fn searched_role(
             .into());
     };
     let r = &spec.roles[i];
-    if !r.trainable && r.view != rolekd_core::trainer::View::Own {
+    if !r.trainable && r.view != rolekd_engine::trainer::View::Own {
         return Err(params
             .child_error(
                 "role",
@@ -581,7 +581,7 @@ impl Stage for SearchStage {
         self.spec
             .roles
             .iter()
-            .map(rolekd_core::role::RoleRecord::of)
+            .map(rolekd_engine::trainer::RoleSpec::record)
             .collect()
     }
 
@@ -695,7 +695,7 @@ impl Stage for SearchStage {
         transact(store.as_ref(), |tx| {
             tx.set_meta(SPEC_KEY, &serde_json::to_string(&spec).expect("serialises"))
         })?;
-        rolekd_core::rundir::write_json(
+        rolekd_core::files::write_json(
             &marker,
             &serde_json::json!({"store": store::redact(&url), "run": run}),
         )?;

@@ -13,19 +13,19 @@ use crate::checkpoints::{remove_dir_if_exists, CheckpointStore, FINAL, STATE_FIL
 use crate::population::Trials;
 use crate::space::SearchSpace;
 use crate::store::{CheckpointRef, Member, ResultRow};
-use rolekd_core::checkpoint::{read_tensors, write_tensors};
-use rolekd_core::checkpoint::{META_FILE, WEIGHTS_FILE};
 use rolekd_core::config::Params;
+use rolekd_core::files::{file_sha256, read_json, write_json};
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::SearchPlan;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
-use rolekd_core::rundir::{file_sha256, read_json, write_json};
-use rolekd_core::trainer::state::{
+use rolekd_core::{Error, Result};
+use rolekd_engine::checkpoint::{read_tensors, write_tensors};
+use rolekd_engine::checkpoint::{META_FILE, WEIGHTS_FILE};
+use rolekd_engine::trainer::state::{
     copy_epoch_state, epoch_dir, latest_epoch, EpochState, OPTIMIZER, STATE, WEIGHTS,
 };
-use rolekd_core::trainer::{self, read_metrics, TrainCtx, TrainSpec};
-use rolekd_core::{Error, Result};
+use rolekd_engine::trainer::{self, read_metrics, TrainCtx, TrainSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
