@@ -11,10 +11,7 @@ mod probe;
 mod roles;
 
 use super::spec::{Combine, LossSpec, RoleSpec, TrainSpec};
-use defaults::{
-    build_stand_in, default_lr, default_schedule, or_default, DEFAULT_OPTIMIZER, DISTILL_LOSS,
-    TRAIN_LOSS,
-};
+use defaults::{build_stand_in, default_loss, default_lr, or_default};
 use params::TrainingParams;
 use probe::{check_optimizer, probe_plugins};
 use rolekd_core::config::{ConfigError, Params};
@@ -47,9 +44,9 @@ pub fn build_spec_probing(
         "clip-to-ce" => Combine::ClipToCe,
         other => return Err(choice(params, "combine", other, "`sum` or `clip-to-ce`").into()),
     };
-    let optimizer = or_default(params, "optimizer", DEFAULT_OPTIMIZER);
+    let optimizer = or_default(params, "optimizer", |d| d.optimizer())?;
     check_optimizer(&optimizer)?;
-    let lr_schedule = or_default(params, "lr_schedule", default_schedule(p.epochs));
+    let lr_schedule = or_default(params, "lr_schedule", |d| d.lr_schedule(p.epochs))?;
     registry::of_entry(&lr_schedule, registry::lr_schedule)?(&lr_schedule)?;
 
     let with_roles = p.roles.is_some();
@@ -76,7 +73,7 @@ pub fn build_spec_probing(
             stand_in
                 .as_ref()
                 .map_or(1.0, |b| b.model.default_lr_scale()),
-        ),
+        )?,
     };
     check_lr(&optimizer, lr)?;
     let losses = build_losses(params, distill, &roles, role_losses)?;
@@ -131,7 +128,7 @@ fn role_lr(optimizer: &Params, model: Option<&Params>, batch_size: usize) -> Res
             let scale = model
                 .and_then(|m| build_stand_in(m).ok())
                 .map_or(1.0, |b| b.model.default_lr_scale());
-            default_lr(&optimizer.type_name()?, batch_size, scale)
+            default_lr(&optimizer.type_name()?, batch_size, scale)?
         }
     };
     check_lr(optimizer, lr)?;
@@ -147,7 +144,6 @@ fn build_losses(
     roles: &[RoleSpec],
     role_losses: Vec<LossSpec>,
 ) -> Result<Vec<LossSpec>> {
-    let default = if distill { DISTILL_LOSS } else { TRAIN_LOSS };
     let stage_list = params.get("loss").filter(|l| !l.value().is_null());
     let mut losses = Vec::new();
     match &stage_list {
@@ -162,7 +158,7 @@ fn build_losses(
             }
         }
         None if role_losses.is_empty() => {
-            let list = Params::from_yaml(default).expect("built-in default parses");
+            let list = default_loss(distill)?;
             let trained: Vec<&str> = roles
                 .iter()
                 .filter(|r| r.trainable)
