@@ -14,4 +14,8 @@ pub fn link_builtins() {
     rolekd_optim::link();
     rolekd_train_stages::link();
     rolekd_search::link();
+    rolekd_interop::link();
 }
+
+#[cfg(test)]
+mod tests;
