@@ -10,7 +10,7 @@ use super::parts::Role;
 use super::run::Run;
 use super::spec::role_checkpoint_dir;
 use super::state::{self, EpochState};
-use super::step::{EpochSums, RoleSums};
+use super::sums::{EpochSums, RoleSums};
 use crate::checkpoint::save_checkpoint;
 use rolekd_core::error::{Error, Result};
 use std::collections::BTreeMap;

@@ -27,6 +27,7 @@ mod setup;
 mod spec;
 pub mod state;
 mod step;
+mod sums;
 mod weights;
 
 pub use assemble::{build_spec, build_spec_probing};

@@ -9,7 +9,7 @@ use super::roles::spec_of;
 use super::setup;
 use super::spec::{TrainCtx, TrainSpec};
 use super::state::{self, StatePart};
-use super::step::EpochSums;
+use super::sums::EpochSums;
 use crate::autocast::CheckPrecision;
 use crate::checkpoint::SpecRecord;
 use rolekd_core::error::Result;

@@ -3,6 +3,9 @@
 use rolekd_core::Result;
 use std::path::Path;
 
+pub const WHITE: [u8; 3] = [255, 255, 255];
+pub const BLACK: [u8; 3] = [0, 0, 0];
+
 /// An RGB canvas.
 #[derive(Clone, Debug)]
 pub struct Canvas {

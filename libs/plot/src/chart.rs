@@ -1,7 +1,6 @@
 //! The frame every epoch chart shares.
 
-use crate::canvas::Canvas;
-use crate::BLACK;
+use crate::canvas::{Canvas, BLACK};
 
 /// The frame of a line chart of values in [0, 1] over epochs (a run's accuracy curves, a
 /// search's rewards): the value range padded around the data, the pixel mapping, grid,

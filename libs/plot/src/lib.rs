@@ -9,9 +9,6 @@ pub mod data;
 pub mod font;
 pub mod png;
 
-pub use canvas::Canvas;
+pub use canvas::{Canvas, BLACK, WHITE};
 pub use chart::EpochChart;
 pub use data::{svg_lines, write_csv, Line};
-
-pub const WHITE: [u8; 3] = [255, 255, 255];
-pub const BLACK: [u8; 3] = [0, 0, 0];

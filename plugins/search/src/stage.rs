@@ -34,7 +34,8 @@
 //! then need on a shared file system.
 
 use crate::checkpoints::{is_checkpoint_url, CheckpointStore};
-use crate::population::{run_workers, Population, SearchConfig, Trials};
+use crate::population::work::{run_workers, Trials};
+use crate::population::{Population, SearchConfig};
 use crate::report::write_outputs;
 use crate::space::{self, check_genes, SearchSpace};
 use crate::store::{self, transact};

@@ -10,7 +10,7 @@
 //! another machine takes a member over from its last published state.
 
 use crate::checkpoints::{remove_dir_if_exists, CheckpointStore, FINAL, STATE_FILES};
-use crate::population::Trials;
+use crate::population::work::Trials;
 use crate::space::SearchSpace;
 use crate::store::{CheckpointRef, Member, ResultRow};
 use rolekd_core::config::Params;

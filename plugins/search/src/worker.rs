@@ -9,7 +9,8 @@
 //! ([`crate::population`]): a lease renewed while training, one report transaction that
 //! checks the lease, exploit decisions in the store.
 
-use crate::population::{work, Population};
+use crate::population::work::work;
+use crate::population::Population;
 use crate::stage;
 use crate::store::{self, transact, PopulationStore};
 use crate::worker_spec::{WorkerSpec, SPEC_KEY};
