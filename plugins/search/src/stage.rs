@@ -43,14 +43,13 @@ use crate::trials::{buffer_names, trial_dir, OnDevice, TrainerTrials};
 use crate::worker_spec::{device_name, WorkerSpec, SPEC_KEY};
 use rand::seq::SliceRandom;
 use rolekd_core::artifact::ArtifactKind;
-use rolekd_core::config::Params;
+use rolekd_core::config::{Key, Params};
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::{SearchPlan, SearchStrategy};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::precision::Precision;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
-use rolekd_core::yaml::Value;
 use rolekd_core::{register_plugin, registry, Error, Result};
 use rolekd_engine::trainer::{build_spec_probing, TrainSpec};
 use serde::Deserialize;
@@ -59,23 +58,40 @@ use std::sync::Arc;
 use std::time::Duration;
 use tch::Device;
 
-/// Fields of a `search` stage.
+/// Every key of a `search` stage, in the order an "unknown field" error lists them: the
+/// fields of [`SearchParams`] and the plugin entries, read through `Params` so their own
+/// errors are located inside them.
+const KEYS: &[Key] = &[
+    Key::Field("role"),
+    // One member's training: a `train` mapping (role teacher) or a `distill` mapping with
+    // `teacher: ${teacher.checkpoint}` (role student).
+    Key::Required("trial"),
+    // `{type: pba, population: 16, interval: 3, quantile: 0.25, copy_optimizer: true}`
+    // (default `{type: pba}`), `{type: random, population: 8}`, `{type: grid, values: ..}`.
+    Key::Entry("strategy"),
+    Key::Field("space"),
+    Key::Field("train_size"),
+    Key::Field("val_size"),
+    Key::Field("reward_on"),
+    Key::Field("workers"),
+    Key::Field("store"),
+    Key::Field("run"),
+    Key::Field("checkpoints"),
+    Key::Field("sync"),
+    Key::Field("slack"),
+    Key::Field("lease_seconds"),
+    Key::Field("keep_states"),
+];
+
+/// The typed fields of a `search` stage (see [`KEYS`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // `trial` and `strategy` are read through `Params` to keep their locations
 struct SearchParams {
     /// `teacher` (trials are `train` mappings: the model trains alone), `student`
     /// (`distill` mappings: the student learns from `trial.teacher`), or, for a trial with
     /// `roles:`, the name of the role whose schedule is searched. The reward is the first
     /// trained role's validation accuracy.
     role: String,
-    /// One member's training: a `train` mapping (role teacher) or a `distill` mapping with
-    /// `teacher: ${teacher.checkpoint}` (role student).
-    trial: Value,
-    /// `{type: pba, population: 16, interval: 3, quantile: 0.25, copy_optimizer: true}`
-    /// (default `{type: pba}`), `{type: random, population: 8}`, `{type: grid, values: ..}`.
-    #[serde(default)]
-    strategy: Option<Value>,
     /// The policy space (`pba`: PBA's 60 genes).
     #[serde(default = "default_space")]
     space: String,
@@ -233,7 +249,7 @@ fn searched_role(
 
 /// Parses and checks a `search` stage's params.
 pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
-    let p: SearchParams = params.parse()?;
+    let p: SearchParams = params.parse_with_entries(KEYS)?;
     let trial = params.get("trial").expect("parsed");
     if trial.value().as_mapping().is_none() {
         return Err(trial

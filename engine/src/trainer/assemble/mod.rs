@@ -12,7 +12,7 @@ mod roles;
 
 use super::spec::{Combine, LossSpec, RoleSpec, TrainSpec};
 use defaults::{build_stand_in, default_loss, default_lr, or_default};
-use params::TrainingParams;
+use params::{TrainingParams, KEYS};
 use probe::{check_optimizer, probe_plugins};
 use rolekd_core::config::{ConfigError, Params};
 use rolekd_core::error::{Error, Result};
@@ -32,7 +32,7 @@ pub fn build_spec_probing(
     distill: bool,
     probe_augment: bool,
 ) -> Result<TrainSpec> {
-    let p: TrainingParams = params.parse()?;
+    let p: TrainingParams = params.parse_with_entries(KEYS)?;
     check_counts(params, &p)?;
     let train_on_val_too = match p.train_on.as_str() {
         "train" => false,

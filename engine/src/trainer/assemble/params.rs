@@ -2,24 +2,54 @@
 
 use crate::trainer::health::OnStall;
 use rolekd_core::artifact::CheckpointPath;
+use rolekd_core::config::Key;
 use rolekd_core::precision::Precision;
 use rolekd_core::yaml::Value;
 use serde::Deserialize;
 
-/// Fields of a `train` or `distill` stage.
+/// Every key of a `train` or `distill` stage (and of a search's `trial:`), in the order an
+/// "unknown field" error lists them: the fields of [`TrainingParams`] and the plugin
+/// entries, which are read through `Params` so their own errors are located inside them.
+pub(crate) const KEYS: &[Key] = &[
+    // The trained model: `{type: resnet-cifar, depth: 20, quant: {...}}` (or `roles:`).
+    Key::Entry("model"),
+    Key::Field("roles"),
+    // The trained role's augmentation policy (default: none).
+    Key::Entry("augment"),
+    Key::Field("init"),
+    Key::Field("epochs"),
+    Key::Field("batch_size"),
+    Key::Field("eval_batch_size"),
+    Key::Field("eval_every"),
+    // Default `{type: sgd, lr: 0.05 * batch_size / 128 * model scale, momentum: 0.9,
+    // nesterov: true, weight_decay: 5e-4}` (the scale is 1 but for `small-cnn`, 0.2); an
+    // entry without `lr` gets that rate (sgd) or 1e-3 (adam, adamw).
+    Key::Entry("optimizer"),
+    // `{type: cosine, warmup_epochs: 1}` (default; no warm-up for a one-epoch run),
+    // `multistep`, `step`, `constant`, each with `warmup_epochs`.
+    Key::Entry("lr_schedule"),
+    // Weighted loss terms: `[{type: ce}, {type: kd, weight: 0.9, temperature: 4}]`.
+    Key::Entry("loss"),
+    Key::Field("workers"),
+    Key::Field("train_on"),
+    Key::Field("grad_clip"),
+    Key::Field("channels_last"),
+    Key::Field("combine"),
+    Key::Field("on_stall"),
+    Key::Field("precision"),
+    Key::Field("teacher"),
+    Key::Field("teacher_view"),
+    // distill only, with `teacher_view: own`: the teacher's augmentation policy.
+    Key::Entry("teacher_augment"),
+];
+
+/// The typed fields of a `train` or `distill` stage (see [`KEYS`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // plugin-valued fields are read through `Params` to keep their YAML paths
 pub(crate) struct TrainingParams {
-    /// The trained model: `{type: resnet-cifar, depth: 20, quant: {...}}` (or `roles:`).
-    #[serde(default)]
-    pub(crate) model: Option<Value>,
     /// Every role by name, for stages beyond one model and one teacher (see [`roles`]).
     #[serde(default)]
     pub(crate) roles: Option<Value>,
-    /// The trained role's augmentation policy (default: none).
-    #[serde(default)]
-    pub(crate) augment: Option<Value>,
     /// Initialise the trained model from a checkpoint of the same architecture.
     #[serde(default)]
     pub(crate) init: Option<CheckpointPath>,
@@ -35,18 +65,6 @@ pub(crate) struct TrainingParams {
     /// last); default 1.
     #[serde(default = "one")]
     pub(crate) eval_every: usize,
-    /// Default `{type: sgd, lr: 0.05 * batch_size / 128 * model scale, momentum: 0.9,
-    /// nesterov: true, weight_decay: 5e-4}` (the scale is 1 but for `small-cnn`, 0.2); an
-    /// entry without `lr` gets that rate (sgd) or 1e-3 (adam, adamw).
-    #[serde(default)]
-    pub(crate) optimizer: Option<Value>,
-    /// `{type: cosine, warmup_epochs: 1}` (default; no warm-up for a one-epoch run),
-    /// `multistep`, `step`, `constant`, each with `warmup_epochs`.
-    #[serde(default)]
-    pub(crate) lr_schedule: Option<Value>,
-    /// Weighted loss terms: `[{type: ce}, {type: kd, weight: 0.9, temperature: 4}]`.
-    #[serde(default)]
-    pub(crate) loss: Option<Value>,
     /// Augmentation worker threads.
     #[serde(default = "default_workers")]
     pub(crate) workers: usize,
@@ -79,9 +97,6 @@ pub(crate) struct TrainingParams {
     /// original) or `own` (its own view of the same source image, from `teacher_augment`).
     #[serde(default)]
     pub(crate) teacher_view: Option<String>,
-    /// distill only, with `teacher_view: own`: the teacher's augmentation policy.
-    #[serde(default)]
-    pub(crate) teacher_augment: Option<Value>,
 }
 
 fn default_batch() -> usize {

@@ -23,10 +23,9 @@ use crate::trainer::spec::{LossSpec, RoleSpec, View};
 use crate::trainer::weights::WeightSchedule;
 use rolekd_core::artifact::CheckpointPath;
 use rolekd_core::config::did_you_mean;
-use rolekd_core::config::{ConfigError, Params};
+use rolekd_core::config::{ConfigError, Key, Params};
 use rolekd_core::error::Result;
 use rolekd_core::registry::PluginKind;
-use rolekd_core::yaml::Value;
 use serde::Deserialize;
 
 /// A stage's roles, the loss terms the roles list themselves, and the model entry of the
@@ -115,14 +114,27 @@ fn shorthand_teacher(params: &Params, p: &TrainingParams) -> Result<RoleSpec> {
     })
 }
 
-/// One role of a `roles:` mapping.
+/// Every key of one role of a `roles:` mapping, in the order an "unknown field" error
+/// lists them: the fields of [`RoleParams`] and the plugin entries, read through `Params`
+/// so their own errors are located inside them.
+const ROLE_KEYS: &[Key] = &[
+    // Built from this model entry.
+    Key::Entry("model"),
+    Key::Field("checkpoint"),
+    Key::Field("trained"),
+    Key::Field("view"),
+    Key::Entry("augment"),
+    Key::Field("init"),
+    // Trained roles: their own optimizer (default: the stage's).
+    Key::Entry("optimizer"),
+    // Trained roles: loss terms that train this role (`student:` is implied).
+    Key::Entry("loss"),
+];
+
+/// The typed fields of one role of a `roles:` mapping (see [`ROLE_KEYS`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // plugin-valued fields are read through `Params` to keep their YAML paths
 struct RoleParams {
-    /// Built from this model entry.
-    #[serde(default)]
-    model: Option<Value>,
     /// Or loaded from this checkpoint (`${teacher.checkpoint}`).
     #[serde(default)]
     checkpoint: Option<CheckpointPath>,
@@ -133,15 +145,7 @@ struct RoleParams {
     #[serde(default)]
     view: Option<String>,
     #[serde(default)]
-    augment: Option<Value>,
-    #[serde(default)]
     init: Option<CheckpointPath>,
-    /// Trained roles: their own optimizer (default: the stage's).
-    #[serde(default)]
-    optimizer: Option<Value>,
-    /// Trained roles: loss terms that train this role (`student:` is implied).
-    #[serde(default)]
-    loss: Option<Value>,
 }
 
 /// A `roles:` mapping: any number of trained and frozen roles, each with its own view.
@@ -224,7 +228,7 @@ fn role(
     stage_optimizer: &Params,
     rate: &dyn Fn(&Params, Option<&Params>) -> Result<f64>,
 ) -> Result<RoleSpec> {
-    let rp: RoleParams = entry.parse()?;
+    let rp: RoleParams = entry.parse_with_entries(ROLE_KEYS)?;
     let model_entry = entry.get("model").filter(|m| !m.value().is_null());
     let model = match (&model_entry, &rp.checkpoint) {
         (Some(m), None) => {
