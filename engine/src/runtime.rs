@@ -7,6 +7,7 @@ use crate::pipeline::Pipeline;
 use crate::run_metrics::write_metrics_csv;
 use crate::rundir::RunLock;
 use rolekd_core::artifact::Reference;
+use rolekd_core::config::Params;
 use rolekd_core::error::{Error, Result};
 use rolekd_core::files::{read_json, write_atomic, write_json};
 use rolekd_core::plugin::data::Dataset;
@@ -224,100 +225,180 @@ fn run_graph(
     let run_dir = run_dir.to_path_buf();
     std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
     let data_cell: RefCell<Option<Arc<Dataset>>> = RefCell::new(None);
-    let load_data = || -> Result<Arc<Dataset>> {
-        if let Some(d) = data_cell.borrow().as_ref() {
-            return Ok(d.clone());
-        }
-        let factory = registry::of_entry(&pipeline.data, registry::dataset)?;
-        let t0 = Instant::now();
-        // A search worker (rolekd-search's worker) rebuilds it the same way, from the
-        // `data_params` and `data_seed` of the stage's context.
-        let d = Arc::new(factory(&pipeline.data, Seed(pipeline.seed).child("data"))?);
-        progress.log(&format!(
-            "data: {} ({} train, {} val, {} test) loaded in {:.1}s",
-            d.name,
-            d.train.len(),
-            d.val.len(),
-            d.test.len(),
-            t0.elapsed().as_secs_f64()
-        ));
-        *data_cell.borrow_mut() = Some(d.clone());
-        Ok(d)
+    let load_data = || load_data_once(pipeline, progress, &data_cell);
+    let seed_run = SeedRun {
+        pipeline,
+        run_dir: &run_dir,
+        device,
+        progress,
+        interrupted,
+        data: &load_data,
     };
-
-    let forced: Vec<&String> = opts.force.iter().collect();
     let mut records: BTreeMap<String, StageRecord> = BTreeMap::new();
     let mut reports = Vec::new();
     for node in &graph.nodes {
-        let dir = run_dir.join(&node.name);
-        let hash = stage_hash(pipeline, node, &records, device);
-        if forced.contains(&&node.name) && dir.exists() {
+        let forced = opts.force.contains(&node.name);
+        let (record, report) = seed_run.stage(node, &records, forced)?;
+        let ran = report.status == StageStatus::Ran;
+        reports.push(report);
+        records.insert(node.name.clone(), record);
+        if ran {
+            table_all_metrics(&run_dir, pipeline.seed, progress);
+        }
+    }
+    let report = RunReport {
+        run_dir: run_dir.clone(),
+        stages: reports,
+        seeds: Vec::new(),
+    };
+    write_summary(opts, &pipeline.name, &report)?;
+    Ok(report)
+}
+
+/// The pipeline's dataset, built on first use and then shared by every stage of the seed.
+fn load_data_once(
+    pipeline: &Pipeline,
+    progress: &Progress,
+    cell: &RefCell<Option<Arc<Dataset>>>,
+) -> Result<Arc<Dataset>> {
+    if let Some(d) = cell.borrow().as_ref() {
+        return Ok(d.clone());
+    }
+    let factory = registry::of_entry(&pipeline.data, registry::dataset)?;
+    let t0 = Instant::now();
+    // A search worker (rolekd-search's worker) rebuilds it the same way, from the
+    // `data_params` and `data_seed` of the stage's context.
+    let d = Arc::new(factory(&pipeline.data, Seed(pipeline.seed).child("data"))?);
+    progress.log(&format!(
+        "data: {} ({} train, {} val, {} test) loaded in {:.1}s",
+        d.name,
+        d.train.len(),
+        d.val.len(),
+        d.test.len(),
+        t0.elapsed().as_secs_f64()
+    ));
+    *cell.borrow_mut() = Some(d.clone());
+    Ok(d)
+}
+
+/// What the stages of one seed's run share.
+struct SeedRun<'a> {
+    pipeline: &'a Pipeline,
+    run_dir: &'a Path,
+    device: tch::Device,
+    progress: &'a Progress,
+    interrupted: &'a AtomicBool,
+    data: &'a dyn Fn() -> Result<Arc<Dataset>>,
+}
+
+impl SeedRun<'_> {
+    /// One stage, after the stages in `records`: its earlier result when its hash is
+    /// unchanged (and it is not `forced`), else a fresh run in a clean directory.
+    fn stage(
+        &self,
+        node: &StageNode,
+        records: &BTreeMap<String, StageRecord>,
+        forced: bool,
+    ) -> Result<(StageRecord, StageReport)> {
+        let dir = self.run_dir.join(&node.name);
+        let hash = stage_hash(self.pipeline, node, records, self.device);
+        if forced && dir.exists() {
             remove_dir(&dir)?;
         }
-        let existing: Option<StageRecord> = read_json(&dir.join("result.json")).unwrap_or(None);
-        if let Some(rec) = existing.filter(|r| r.hash == hash && r.result.is_some()) {
-            progress.log(&format!(
-                "{}: unchanged, reusing {}",
-                node.name,
-                dir.display()
-            ));
-            reports.push(StageReport {
-                name: node.name.clone(),
-                kind: node.kind.clone(),
-                status: StageStatus::Cached,
-                result: rec.result.clone(),
-            });
-            records.insert(node.name.clone(), rec);
-            continue;
+        if let Some(done) = self.reuse(node, &dir, &hash) {
+            return Ok(done);
         }
+        let mut record = self.start(node, &dir, &hash)?;
+        let result = self.execute(node, &dir, records)?;
+        record.run_id = format!(
+            "{hash}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        record.result = Some(result.clone());
+        write_json(&dir.join("result.json"), &record)?;
+        let report = StageReport {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            status: StageStatus::Ran,
+            result: Some(result),
+        };
+        Ok((record, report))
+    }
+
+    /// The stage's finished result from an earlier run with the same hash.
+    fn reuse(
+        &self,
+        node: &StageNode,
+        dir: &Path,
+        hash: &str,
+    ) -> Option<(StageRecord, StageReport)> {
+        let existing: Option<StageRecord> = read_json(&dir.join("result.json")).unwrap_or(None);
+        let rec = existing.filter(|r| r.hash == hash && r.result.is_some())?;
+        self.progress.log(&format!(
+            "{}: unchanged, reusing {}",
+            node.name,
+            dir.display()
+        ));
+        let report = StageReport {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            status: StageStatus::Cached,
+            result: rec.result.clone(),
+        };
+        Some((rec, report))
+    }
+
+    /// Readies the stage directory (resumable work of the same hash is kept) and records
+    /// the stage as started.
+    fn start(&self, node: &StageNode, dir: &Path, hash: &str) -> Result<StageRecord> {
         let started: Option<StageRecord> = read_json(&dir.join("stage.json")).unwrap_or(None);
         if started.as_ref().is_some_and(|s| s.hash != hash) {
-            progress.log(&format!(
+            self.progress.log(&format!(
                 "{}: config or inputs changed, redoing it",
                 node.name
             ));
-            remove_dir(&dir)?;
+            remove_dir(dir)?;
         }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let _ = std::fs::remove_file(dir.join("result.json"));
-        let mut record = StageRecord {
-            hash: hash.clone(),
+        let record = StageRecord {
+            hash: hash.to_string(),
             kind: node.kind.clone(),
             run_id: String::new(),
             result: None,
         };
         write_json(&dir.join("stage.json"), &record)?;
-        let params = graph::substitute(&node.params, &|r: &Reference| {
-            let producer = &records[&r.stage];
-            let rel = producer
-                .result
-                .as_ref()
-                .and_then(|res| res.outputs.get(&r.output))
-                .cloned()
-                .unwrap_or_default();
-            absolute(&run_dir.join(&r.stage).join(rel))
-        });
-        write_atomic(
-            &dir.join("config.yaml"),
-            serde_yaml_ng::to_string(params.value())
-                .unwrap_or_default()
-                .as_bytes(),
-        )?;
+        Ok(record)
+    }
+
+    /// Builds the stage from its params (references resolved to its inputs' paths) and
+    /// runs it; its result must hold every output it declared.
+    fn execute(
+        &self,
+        node: &StageNode,
+        dir: &Path,
+        records: &BTreeMap<String, StageRecord>,
+    ) -> Result<StageResult> {
+        let params = self.resolve(node, dir, records)?;
         let stage = graph::instantiate(&node.kind, &params)?;
-        progress.log(&format!("{}: running ({})", node.name, node.kind));
-        let seed = Seed(node.seed.unwrap_or(pipeline.seed));
+        self.progress
+            .log(&format!("{}: running ({})", node.name, node.kind));
+        let seed = Seed(node.seed.unwrap_or(self.pipeline.seed));
         let ctx = StageCtx {
             name: &node.name,
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             seed,
-            device,
-            device_pinned: pipeline.device.pinned(),
-            precision: pipeline.precision,
-            progress,
-            interrupted,
-            data: &load_data,
-            data_params: &pipeline.data,
-            data_seed: Seed(pipeline.seed).child("data"),
+            device: self.device,
+            device_pinned: self.pipeline.device.pinned(),
+            precision: self.pipeline.precision,
+            progress: self.progress,
+            interrupted: self.interrupted,
+            data: self.data,
+            data_params: &self.pipeline.data,
+            data_seed: Seed(self.pipeline.seed).child("data"),
         };
         let t0 = Instant::now();
         let mut result = stage.run(&ctx)?;
@@ -333,31 +414,35 @@ fn run_graph(
                 )));
             }
         }
-        record.run_id = format!(
-            "{hash}-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
-        record.result = Some(result.clone());
-        write_json(&dir.join("result.json"), &record)?;
-        reports.push(StageReport {
-            name: node.name.clone(),
-            kind: node.kind.clone(),
-            status: StageStatus::Ran,
-            result: Some(result),
-        });
-        records.insert(node.name.clone(), record);
-        table_all_metrics(&run_dir, pipeline.seed, progress);
+        Ok(result)
     }
-    let report = RunReport {
-        run_dir: run_dir.clone(),
-        stages: reports,
-        seeds: Vec::new(),
-    };
-    write_summary(opts, &pipeline.name, &report)?;
-    Ok(report)
+
+    /// The stage's params with every reference replaced by the absolute path of the
+    /// output it names, written to the stage's `config.yaml`.
+    fn resolve(
+        &self,
+        node: &StageNode,
+        dir: &Path,
+        records: &BTreeMap<String, StageRecord>,
+    ) -> Result<Params> {
+        let params = graph::substitute(&node.params, &|r: &Reference| {
+            let producer = &records[&r.stage];
+            let rel = producer
+                .result
+                .as_ref()
+                .and_then(|res| res.outputs.get(&r.output))
+                .cloned()
+                .unwrap_or_default();
+            absolute(&self.run_dir.join(&r.stage).join(rel))
+        });
+        write_atomic(
+            &dir.join("config.yaml"),
+            serde_yaml_ng::to_string(params.value())
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+        Ok(params)
+    }
 }
 
 fn absolute(p: &Path) -> String {

@@ -515,6 +515,8 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Runs the opcodes up to STOP. Each group of opcodes has its own function, which
+    /// says whether `op` was one of its own.
     fn run(&mut self) -> Result<Value, PickleError> {
         loop {
             self.at = self.pos;
@@ -523,201 +525,262 @@ impl<'a> Machine<'a> {
                 None => return self.err("truncated: no STOP opcode"),
             };
             self.pos += 1;
-            match op {
-                0x80 => {
-                    // PROTO
-                    let p = self.u8()?;
-                    if p > 5 {
-                        return self.err(format!("pickle protocol {p} is newer than 5"));
-                    }
-                }
-                0x95 => {
-                    // FRAME: a length hint only.
-                    self.take(8)?;
-                }
-                b'.' => {
-                    // STOP
-                    let v = self.pop()?;
-                    return Ok(v);
-                }
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
-                b'J' => {
-                    let v = i32::from_le_bytes(self.fixed()?);
-                    self.stack.push(Value::Int(v as i64));
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64));
-                }
-                b'M' => {
-                    let v = u16::from_le_bytes(self.fixed()?);
-                    self.stack.push(Value::Int(v as i64));
-                }
-                0x8a => {
-                    // LONG1: n bytes of two's complement, little-endian.
-                    let n = self.u8()? as usize;
-                    if n > 8 {
-                        return self.err(format!("a {n}-byte integer does not fit in 64 bits"));
-                    }
-                    let raw = self.take(n)?;
-                    let mut b = if raw.last().is_some_and(|&x| x & 0x80 != 0) {
-                        [0xffu8; 8]
-                    } else {
-                        [0u8; 8]
-                    };
-                    b[..n].copy_from_slice(raw);
-                    self.stack.push(Value::Int(i64::from_le_bytes(b)));
-                }
-                b'G' => {
-                    // BINFLOAT: big-endian.
-                    let b: [u8; 8] = self.fixed()?;
-                    self.stack.push(Value::Float(f64::from_be_bytes(b)));
-                }
-                b'U' | b'C' | b'T' | b'B' | 0x8e | 0x96 => {
-                    // SHORT_BINSTRING, SHORT_BINBYTES, BINSTRING, BINBYTES, BINBYTES8,
-                    // BYTEARRAY8.
-                    let width = match op {
-                        b'U' | b'C' => 1,
-                        b'T' | b'B' => 4,
-                        _ => 8,
-                    };
-                    let n = if op == b'T' {
-                        let n = i32::from_le_bytes(self.fixed()?);
-                        if n < 0 {
-                            return self.err(format!("BINSTRING of negative length {n}"));
-                        }
-                        n as usize
-                    } else {
-                        self.len(width)?
-                    };
-                    let raw = self.take(n)?;
-                    self.stack.push(Value::Bytes(Rc::new(raw.to_vec())));
-                }
-                0x8c | b'X' | 0x8d => {
-                    // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8.
-                    let width = match op {
-                        0x8c => 1,
-                        b'X' => 4,
-                        _ => 8,
-                    };
-                    let n = self.len(width)?;
-                    let raw = self.take(n)?;
-                    let v = self.string(raw)?;
-                    self.stack.push(v);
-                }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
-                }
-                0x85..=0x87 => {
-                    let items = self.pop_n((op - 0x84) as usize)?;
-                    self.stack.push(Value::Tuple(items));
-                }
-                b']' => self.stack.push(Value::List(Vec::new())),
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items));
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    self.append(vec![v])?;
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    self.append(items)?;
-                }
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Dict(Vec::new()));
-                    self.set_items(items)?;
-                }
-                b's' => {
-                    let items = self.pop_n(2)?;
-                    self.set_items(items)?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    self.set_items(items)?;
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    let g = self.global(module, name)?;
-                    self.stack.push(g);
-                }
-                0x93 => {
-                    // STACK_GLOBAL
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
-                        return self.err("STACK_GLOBAL without two strings");
-                    };
-                    let g = self.global(module, name)?;
-                    self.stack.push(g);
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
-                    let v = self.reduce(callable, args)?;
-                    self.stack.push(v);
-                }
-                b'b' => {
-                    let state = self.pop()?;
-                    let obj = self.pop()?;
-                    let v = self.build(obj, state)?;
-                    self.stack.push(v);
-                }
-                b'q' => {
-                    let i = self.u8()? as u64;
-                    self.put(i)?;
-                }
-                b'r' => {
-                    let i = u32::from_le_bytes(self.fixed()?) as u64;
-                    self.put(i)?;
-                }
-                0x94 => {
-                    let i = self.memo.len() as u64;
-                    self.put(i)?;
-                }
-                b'h' => {
-                    let i = self.u8()? as u64;
-                    self.get(i)?;
-                }
-                b'j' => {
-                    let i = u32::from_le_bytes(self.fixed()?) as u64;
-                    self.get(i)?;
-                }
-                b'Q' if self.torch => {
-                    // BINPERSID
-                    let pid = self.pop()?;
-                    let v = self.persistent(pid)?;
-                    self.stack.push(v);
-                }
-                0x81 if self.torch => {
-                    // NEWOBJ: cls.__new__(cls, *args), not rebuilt.
-                    self.pop()?;
-                    let cls = self.pop()?;
-                    self.stack.push(opaque(&cls));
-                }
-                _ => {
-                    return self.err(format!(
-                        "unsupported opcode 0x{op:02x} ({:?}); this reader knows the opcodes of CIFAR's python pickles and torch.save's only",
-                        op as char
-                    ))
-                }
+            if op == b'.' {
+                // STOP
+                let v = self.pop()?;
+                return Ok(v);
+            }
+            let known = self.framing_op(op)?
+                || self.scalar_op(op)?
+                || self.string_op(op)?
+                || self.container_op(op)?
+                || self.object_op(op)?
+                || self.memo_op(op)?
+                || self.torch_op(op)?;
+            if !known {
+                return self.err(format!(
+                    "unsupported opcode 0x{op:02x} ({:?}); this reader knows the opcodes of CIFAR's python pickles and torch.save's only",
+                    op as char
+                ));
             }
         }
+    }
+
+    /// PROTO, FRAME, MARK, POP, POP_MARK.
+    fn framing_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            0x80 => {
+                // PROTO
+                let p = self.u8()?;
+                if p > 5 {
+                    return self.err(format!("pickle protocol {p} is newer than 5"));
+                }
+            }
+            0x95 => {
+                // FRAME: a length hint only.
+                self.take(8)?;
+            }
+            b'(' => self.marks.push(self.stack.len()),
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// None, booleans, integers and floats.
+    fn scalar_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            b'N' => self.stack.push(Value::None),
+            0x88 => self.stack.push(Value::Bool(true)),
+            0x89 => self.stack.push(Value::Bool(false)),
+            b'J' => {
+                let v = i32::from_le_bytes(self.fixed()?);
+                self.stack.push(Value::Int(v as i64));
+            }
+            b'K' => {
+                let v = self.u8()?;
+                self.stack.push(Value::Int(v as i64));
+            }
+            b'M' => {
+                let v = u16::from_le_bytes(self.fixed()?);
+                self.stack.push(Value::Int(v as i64));
+            }
+            0x8a => {
+                // LONG1: n bytes of two's complement, little-endian.
+                let n = self.u8()? as usize;
+                if n > 8 {
+                    return self.err(format!("a {n}-byte integer does not fit in 64 bits"));
+                }
+                let raw = self.take(n)?;
+                let mut b = if raw.last().is_some_and(|&x| x & 0x80 != 0) {
+                    [0xffu8; 8]
+                } else {
+                    [0u8; 8]
+                };
+                b[..n].copy_from_slice(raw);
+                self.stack.push(Value::Int(i64::from_le_bytes(b)));
+            }
+            b'G' => {
+                // BINFLOAT: big-endian.
+                let b: [u8; 8] = self.fixed()?;
+                self.stack.push(Value::Float(f64::from_be_bytes(b)));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Byte strings and unicode strings.
+    fn string_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            b'U' | b'C' | b'T' | b'B' | 0x8e | 0x96 => {
+                // SHORT_BINSTRING, SHORT_BINBYTES, BINSTRING, BINBYTES, BINBYTES8,
+                // BYTEARRAY8.
+                let width = match op {
+                    b'U' | b'C' => 1,
+                    b'T' | b'B' => 4,
+                    _ => 8,
+                };
+                let n = if op == b'T' {
+                    let n = i32::from_le_bytes(self.fixed()?);
+                    if n < 0 {
+                        return self.err(format!("BINSTRING of negative length {n}"));
+                    }
+                    n as usize
+                } else {
+                    self.len(width)?
+                };
+                let raw = self.take(n)?;
+                self.stack.push(Value::Bytes(Rc::new(raw.to_vec())));
+            }
+            0x8c | b'X' | 0x8d => {
+                // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8.
+                let width = match op {
+                    0x8c => 1,
+                    b'X' => 4,
+                    _ => 8,
+                };
+                let n = self.len(width)?;
+                let raw = self.take(n)?;
+                let v = self.string(raw)?;
+                self.stack.push(v);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts, and what is added to them.
+    fn container_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            b')' => self.stack.push(Value::Tuple(Vec::new())),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let items = self.pop_n((op - 0x84) as usize)?;
+                self.stack.push(Value::Tuple(items));
+            }
+            b']' => self.stack.push(Value::List(Vec::new())),
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::List(items));
+            }
+            b'a' => {
+                let v = self.pop()?;
+                self.append(vec![v])?;
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.append(items)?;
+            }
+            b'}' => self.stack.push(Value::Dict(Vec::new())),
+            b'd' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Dict(Vec::new()));
+                self.set_items(items)?;
+            }
+            b's' => {
+                let items = self.pop_n(2)?;
+                self.set_items(items)?;
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                self.set_items(items)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Globals, and objects rebuilt from them (REDUCE, BUILD).
+    fn object_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                let g = self.global(module, name)?;
+                self.stack.push(g);
+            }
+            0x93 => {
+                // STACK_GLOBAL
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
+                    return self.err("STACK_GLOBAL without two strings");
+                };
+                let g = self.global(module, name)?;
+                self.stack.push(g);
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let v = self.reduce(callable, args)?;
+                self.stack.push(v);
+            }
+            b'b' => {
+                let state = self.pop()?;
+                let obj = self.pop()?;
+                let v = self.build(obj, state)?;
+                self.stack.push(v);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The memo: BINPUT, LONG_BINPUT, MEMOIZE, BINGET, LONG_BINGET.
+    fn memo_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            b'q' => {
+                let i = self.u8()? as u64;
+                self.put(i)?;
+            }
+            b'r' => {
+                let i = u32::from_le_bytes(self.fixed()?) as u64;
+                self.put(i)?;
+            }
+            0x94 => {
+                let i = self.memo.len() as u64;
+                self.put(i)?;
+            }
+            b'h' => {
+                let i = self.u8()? as u64;
+                self.get(i)?;
+            }
+            b'j' => {
+                let i = u32::from_le_bytes(self.fixed()?) as u64;
+                self.get(i)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// What only `torch.save` files use: BINPERSID and NEWOBJ.
+    fn torch_op(&mut self, op: u8) -> Result<bool, PickleError> {
+        match op {
+            b'Q' if self.torch => {
+                // BINPERSID
+                let pid = self.pop()?;
+                let v = self.persistent(pid)?;
+                self.stack.push(v);
+            }
+            0x81 if self.torch => {
+                // NEWOBJ: cls.__new__(cls, *args), not rebuilt.
+                self.pop()?;
+                let cls = self.pop()?;
+                self.stack.push(opaque(&cls));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn global(&self, module: &str, name: &str) -> Result<Value, PickleError> {
