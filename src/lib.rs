@@ -1,6 +1,6 @@
-//! The rolekd facade: the core and the engine plus the built-in plugins, as the `rolekd-run` binary links
-//! them. A custom binary with extra static plugins calls [`link_builtins`] and links its
-//! own plugin crates next to it.
+//! The rolekd facade: the core and the engine plus the built-in plugins, as the
+//! `rolekd-run` binary links them. A custom binary with extra static plugins calls
+//! [`link_builtins`] and links its own plugin crates next to it.
 
 pub use rolekd_core as core;
 pub use rolekd_engine as engine;

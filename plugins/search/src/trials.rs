@@ -1,6 +1,7 @@
-//! Members trained by the core trainer. Member `k` lives in `trials/<k>/` (the trainer's
-//! `state/`, `metrics.jsonl`, final `checkpoint/`, and `schedule.json`: its lineage so far,
-//! the current policy extended to the end, which the trial's `pba-schedule` entry reads).
+//! Members trained by the engine's trainer. Member `k` lives in `trials/<k>/` (the
+//! trainer's `state/`, `metrics.jsonl`, final `checkpoint/`, and `schedule.json`: its
+//! lineage so far, the current policy extended to the end, which the trial's
+//! `pba-schedule` entry reads).
 //! Published states go to the search's [`CheckpointStore`]: by default hard links (copies
 //! across file systems) of the trainer's epoch files in the stage directory's
 //! `checkpoints/<k>/epoch-<e>-<tag>/` (the trainer only ever renames new files into place

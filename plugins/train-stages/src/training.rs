@@ -7,7 +7,8 @@ use rolekd_core::role::RoleRecord;
 use rolekd_core::{register_plugin, Error, Result};
 use rolekd_engine::trainer::{self, RoleSpec, TrainCtx, TrainSpec};
 
-/// The YAML is read by core's builder ([`trainer::build_spec`]), which search trials share.
+/// The YAML is read by the engine's builder ([`trainer::build_spec`]), which search trials
+/// share.
 struct TrainingStage {
     spec: TrainSpec,
     distill: bool,
