@@ -16,6 +16,9 @@ apt_install() {
 command -v readelf >/dev/null || apt_install binutils
 command -v shellcheck >/dev/null || apt_install shellcheck
 cargo fmt --all -- --check
+# No import circles between modules, and the plugin-family crates build on rolekd-core
+# alone (see the script's header).
+python3 scripts/import-graph.py --quiet
 # The one-machine build first (no `cluster` feature): lint-clean, none of the cluster
 # crates in its tree, and a located error naming the feature for a PostgreSQL store.
 cargo clippy --workspace --no-default-features -- -D warnings

@@ -2,7 +2,7 @@
 //! never panic; they load or fail with an error.
 
 use proptest::prelude::*;
-use rolekd_core::pipeline::Pipeline;
+use rolekd_engine::pipeline::Pipeline;
 
 fn yaml_fragment() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
@@ -58,7 +58,7 @@ proptest! {
         let f = d.path().join("p.yaml");
         std::fs::write(&f, &text).unwrap();
         if let Ok(p) = Pipeline::load(&f, &[]) {
-            let _ = rolekd_core::graph::build(&p);
+            let _ = rolekd_engine::graph::build(&p);
         }
     }
 

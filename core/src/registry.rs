@@ -168,12 +168,21 @@ pub struct Registry {
 
 static GLOBAL: OnceLock<RwLock<Registry>> = OnceLock::new();
 
+/// The host's registry, once a host has handed it to this (library) copy of the core.
+static HOST: OnceLock<&'static RwLock<Registry>> = OnceLock::new();
+
+/// In a plugin library, during registration: use the host's registry from now on (see
+/// [`crate::dynamic::export_entries`]).
+pub(crate) fn adopt_host(host: &'static RwLock<Registry>) {
+    let _ = HOST.set(host);
+}
+
 impl Registry {
     /// The process-wide registry, filled from the statically linked plugins on first use.
     /// A clash between two linked crates is a build mistake and is reported on first use.
     /// In a dynamic plugin library, this is the host's registry (see [`crate::dynamic`]).
     pub fn global() -> &'static RwLock<Registry> {
-        if let Some(host) = crate::dynamic::host_registry() {
+        if let Some(host) = HOST.get() {
             return host;
         }
         GLOBAL.get_or_init(|| {
@@ -220,7 +229,7 @@ impl Registry {
         Err(UnknownPlugin {
             kind,
             name: name.to_string(),
-            closest: closest_name(name, &known),
+            closest: crate::config::closest_name(name, &known),
             known,
         })
     }
@@ -229,17 +238,6 @@ impl Registry {
     pub fn entries(&self) -> impl Iterator<Item = &PluginEntry> {
         self.tables.values().flat_map(|t| t.values())
     }
-}
-
-/// The known name nearest to `name`, if any is near enough to be a likely typo.
-pub fn closest_name(name: &str, known: &[String]) -> Option<String> {
-    let lower = name.to_lowercase();
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(&lower, &k.to_lowercase()), k))
-        .filter(|(d, k)| *d <= (k.len().max(name.len()) / 2).max(2))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k.clone())
 }
 
 /// The constructor of the plugin `entry`'s `type:` names, found with `lookup` (one of this

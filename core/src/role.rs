@@ -1,9 +1,8 @@
 //! What a stage says about its roles: the participants of its training (the trained
 //! student or model, frozen teachers), recorded in the stage's result and shown by
-//! `--dry-run`, so tools read them instead of guessing from paths and field names.
+//! `--dry-run`, so tools read them instead of guessing from paths and field names. The
+//! engine's trainer fills them in from its role specs.
 
-use crate::artifact::placeholder_reference;
-use crate::trainer::{ModelSource, RoleSpec, View};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -24,43 +23,6 @@ pub struct RoleRecord {
     /// The checkpoint or reference it is loaded or initialised from, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-}
-
-impl RoleRecord {
-    /// The record of a trainer role.
-    pub fn of(spec: &RoleSpec) -> RoleRecord {
-        let (model, from) = match &spec.model {
-            ModelSource::Config(p) => (
-                p.type_name().unwrap_or_else(|_| "?".into()),
-                spec.init.as_ref().map(|i| i.display().to_string()),
-            ),
-            ModelSource::Checkpoint(path) => {
-                ("checkpoint".into(), Some(path.display().to_string()))
-            }
-        };
-        let augment = match (&spec.view, &spec.augment) {
-            (View::Same | View::Of(_), _) => "-".into(),
-            (View::Own, None) => "none".into(),
-            (View::Own, Some(a)) => a.type_name().unwrap_or_else(|_| "?".into()),
-        };
-        RoleRecord {
-            name: spec.name.clone(),
-            trained: spec.trainable,
-            model,
-            view: match &spec.view {
-                View::Own => "own".into(),
-                View::Same => "same".into(),
-                View::Of(name) => name.clone(),
-            },
-            augment,
-            from: from.map(|f| describe_source(&f)),
-        }
-    }
-}
-
-/// A reference placeholder (during checking) reads as the reference the user wrote.
-fn describe_source(s: &str) -> String {
-    placeholder_reference(s).unwrap_or_else(|| s.to_string())
 }
 
 impl fmt::Display for RoleRecord {

@@ -3,12 +3,12 @@
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
 use rolekd_core::config::Params;
-use rolekd_core::pipeline::Pipeline;
 use rolekd_core::plugin::augment::AugmentCtx;
 use rolekd_core::plugin::image::Image;
 use rolekd_core::registry;
 use rolekd_core::rng::Seed;
-use rolekd_core::trainer::build_policy;
+use rolekd_engine::pipeline::Pipeline;
+use rolekd_engine::trainer::build_policy;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};

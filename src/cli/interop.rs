@@ -144,7 +144,7 @@ pub fn run_export(a: ExportArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_logits(a: LogitsArgs) -> anyhow::Result<()> {
-    let tensors = rolekd_core::checkpoint::read_tensors(&a.input)?;
+    let tensors = rolekd_engine::checkpoint::read_tensors(&a.input)?;
     let names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
     let images = tensors
         .iter()

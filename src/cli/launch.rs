@@ -20,7 +20,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use rolekd_core::pipeline::{DeviceSpec, Pipeline};
+use rolekd_engine::pipeline::{DeviceSpec, Pipeline};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -508,7 +508,7 @@ pub fn run(cmd: LaunchCmd) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{gpus_per_worker, k8s_name, local_workers, parse_gpus, sh, GpuIds, Search};
-    use rolekd_core::pipeline::DeviceSpec;
+    use rolekd_engine::pipeline::DeviceSpec;
 
     fn search() -> Search {
         Search {

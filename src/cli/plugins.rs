@@ -1,7 +1,7 @@
 //! `rolekd-run plugins`.
 
-use rolekd_core::dynamic;
 use rolekd_core::registry::{PluginKind, Registry};
+use rolekd_engine::dynamic;
 use std::path::PathBuf;
 
 pub fn list(libraries: &[PathBuf]) -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! Running a pipeline.
 
 use clap::Args;
-use rolekd_core::runtime::{self, RunOptions};
+use rolekd_engine::runtime::{self, RunOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         overrides: args.set,
         quiet: args.quiet,
         plugins: args.plugin,
-        invoker: rolekd_core::provenance::Invoker {
+        invoker: rolekd_engine::provenance::Invoker {
             tool: "rolekd-run".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             git_commit: option_env!("ROLEKD_GIT_COMMIT").map(String::from),

@@ -1,8 +1,8 @@
 //! `rolekd-run worker`: a search worker process (see rolekd_search::worker).
 
 use clap::Args;
-use rolekd_core::pipeline::DeviceSpec;
 use rolekd_core::progress::Progress;
+use rolekd_engine::pipeline::DeviceSpec;
 use rolekd_search::worker::{run_worker, WorkerOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -106,7 +106,7 @@ fn describe_chain(chain: &[PathBuf], again: &Path) -> String {
 /// Parses YAML text, turning the parser's error into a located one.
 pub fn parse_yaml(text: &str, file: &Path) -> Result<Value, ConfigError> {
     serde_yaml_ng::from_str(text).map_err(|e| {
-        let location = e.location().map(|l| super::Location {
+        let location = e.location().map(|l| super::location::Location {
             file: std::sync::Arc::new(file.to_path_buf()),
             line: l.line(),
             column: l.column(),

@@ -255,7 +255,6 @@ mod tests {
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
     struct Kd {
         temperature: f64,
         #[serde(default)]
@@ -293,6 +292,15 @@ mod tests {
         let err = p.parse::<Kd>().unwrap_err();
         assert_eq!(err.path, "loss[0].temperature");
         assert_eq!(err.location.unwrap().line, 3);
+    }
+
+    #[test]
+    fn known_fields_parse_and_type_is_dropped() {
+        let kd: Kd = Params::from_yaml("{type: kd, temperature: 4}")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!((kd.temperature, kd.t_squared), (4.0, false));
     }
 
     #[test]

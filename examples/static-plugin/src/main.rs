@@ -11,8 +11,8 @@
 //! and their registrations with them).
 
 use rolekd_core::registry::{PluginKind, Registry};
-use rolekd_core::runtime::{self, RunOptions};
 use rolekd_core::Error;
+use rolekd_engine::runtime::{self, RunOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;

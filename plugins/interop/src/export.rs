@@ -2,10 +2,10 @@
 //! names (safetensors) or as a traced TorchScript module.
 
 use crate::names::Scheme;
-use rolekd_core::checkpoint::{named_tensors, read_meta, write_tensors};
 use rolekd_core::plugin::model::QuantSpec;
-use rolekd_core::trainer::load_model;
 use rolekd_core::{Error, Result};
+use rolekd_engine::checkpoint::{named_tensors, read_meta, write_tensors};
+use rolekd_engine::trainer::load_model;
 use rolekd_models::quant::{quantize_weight, FULL_PRECISION};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};

@@ -12,3 +12,6 @@ pub mod import;
 pub mod names;
 pub mod stage;
 pub mod torch_file;
+
+/// Keeps this crate's registrations (the `import` stage kind) in a binary that links it.
+pub fn link() {}

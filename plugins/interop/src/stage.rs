@@ -13,13 +13,22 @@
 
 use crate::import::{import, Source};
 use rolekd_core::artifact::ArtifactKind;
-use rolekd_core::config::Params;
+use rolekd_core::config::{Key, Params};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
-use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Error, Result};
+use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// Every key of an `import` stage, in the order an "unknown field" error lists them.
+const KEYS: &[Key] = &[
+    Key::Field("file"),
+    Key::Field("from"),
+    // The rolekd model the weights are for (checked in `build`, read through `Params`).
+    Key::Required("model"),
+];
+
+/// The typed fields of an `import` stage (see [`KEYS`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ImportParams {
@@ -28,9 +37,6 @@ struct ImportParams {
     /// Whose names the file uses.
     #[serde(default = "default_from")]
     from: String,
-    /// The rolekd model the weights are for (checked in `build`).
-    #[allow(dead_code)]
-    model: serde_yaml_ng::Value,
 }
 
 fn default_from() -> String {
@@ -46,7 +52,7 @@ struct ImportStage {
 const SOURCES: [&str; 3] = ["pytorch", "repdistiller", "torchvision"];
 
 fn build(params: &Params) -> Result<Box<dyn Stage>> {
-    let p: ImportParams = params.parse()?;
+    let p: ImportParams = params.parse_with_entries(KEYS)?;
     let source = match p.from.as_str() {
         "pytorch" => Source::Pytorch,
         "repdistiller" => Source::RepDistiller,

@@ -229,7 +229,8 @@ mod tests {
 
     #[test]
     fn bf16_autocast_keeps_the_fp32_levels() {
-        use rolekd_core::precision::{Autocast, Precision};
+        use rolekd_core::precision::Precision;
+        use rolekd_engine::autocast::Autocast;
         let cpu = tch::Device::Cpu;
         let x = Tensor::linspace(-1.0, 2.0, 1001, (Kind::Float, cpu)).to_kind(Kind::BFloat16);
         let w = Tensor::linspace(-0.4, 0.4, 16 * 9, (Kind::Float, cpu)).view([4, 4, 3, 3]);

@@ -16,14 +16,14 @@ use object::{get_bytes, list_keys, store_error, Key};
 #[cfg(feature = "cluster")]
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 #[cfg(feature = "cluster")]
-use rolekd_core::rundir::write_atomic;
+use rolekd_core::files::write_atomic;
 use rolekd_core::{Error, Result};
 use std::path::{Path, PathBuf};
 #[cfg(feature = "cluster")]
 use std::sync::Arc;
 
 /// A published state's files: the trainer's epoch state.
-pub use rolekd_core::trainer::state::FILES as STATE_FILES;
+pub use rolekd_engine::trainer::state::FILES as STATE_FILES;
 /// The folder, inside a member's last published state, holding its final checkpoint (the
 /// trainer's `checkpoint/`), so the stage can hand the best member on from any worker.
 pub const FINAL: &str = "final";

@@ -11,7 +11,8 @@
 //! - [`strategy`]: the `pba`, `random` and `grid` search-strategy plugins.
 //! - [`space`]: policy spaces a search can explore (PBA's 60 genes).
 //! - [`lineage`]: a member's chain of policies, its schedule, and PBA-compatible logs.
-//! - [`trials`]: training one member with the core trainer (state, publish, exploit copy).
+//! - [`trials`]: training one member with the engine's trainer (state, publish, exploit
+//!   copy).
 //! - [`report`]: outputs (schedules, logs, metrics, `rewards.png`, `schedule.png`).
 //!
 //! The `cluster` feature (on by default) adds what workers on several machines need: the

@@ -6,8 +6,8 @@
 use crate::population::Snapshot;
 use crate::store::Event;
 use rolekd_augment::schedule::{entries_from_genes, policy_strength};
-use rolekd_core::tensorboard::{unix_now, EventFile, Scalar};
 use rolekd_core::Result;
+use rolekd_engine::tensorboard::{unix_now, EventFile, Scalar};
 use std::path::Path;
 
 /// The genes member `member` trained with in epoch `epoch` (1-based): its own first policy

@@ -585,8 +585,7 @@ impl<'a> Population<'a> {
 }
 
 mod decide;
-mod work;
-pub use work::{run_workers, work, Trials};
+pub mod work;
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,7 @@ use crate::space::SearchSpace;
 use crate::store::Event;
 use crate::trials::trial_dir;
 use rolekd_augment::plot::OP_COLOURS;
-use rolekd_core::rundir::{write_atomic, write_json};
+use rolekd_core::files::{write_atomic, write_json};
 use rolekd_core::{Error, Result};
 use rolekd_plot::{write_csv, Canvas, EpochChart, BLACK, WHITE};
 use serde_json::json;

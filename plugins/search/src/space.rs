@@ -107,7 +107,7 @@ impl SearchSpace for PbaSearchSpace {
         let s = lineage.schedule(epochs)?;
         let mut text = s.to_json();
         text.push('\n');
-        rolekd_core::rundir::write_atomic(path, text.as_bytes())
+        rolekd_core::files::write_atomic(path, text.as_bytes())
     }
 
     fn plot(&self, lineage: &Lineage, epochs: usize, path: &Path) -> Result<()> {

@@ -34,47 +34,64 @@
 //! then need on a shared file system.
 
 use crate::checkpoints::{is_checkpoint_url, CheckpointStore};
-use crate::population::{run_workers, Population, SearchConfig, Trials};
+use crate::population::work::{run_workers, Trials};
+use crate::population::{Population, SearchConfig};
 use crate::report::write_outputs;
 use crate::space::{self, check_genes, SearchSpace};
-use crate::store::{self, transact};
+use crate::store::{self, transact, PopulationStore};
 use crate::trials::{buffer_names, trial_dir, OnDevice, TrainerTrials};
 use crate::worker_spec::{device_name, WorkerSpec, SPEC_KEY};
 use rand::seq::SliceRandom;
 use rolekd_core::artifact::ArtifactKind;
-use rolekd_core::config::Params;
+use rolekd_core::config::{Key, Params};
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::{SearchPlan, SearchStrategy};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::precision::Precision;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
-use rolekd_core::trainer::{build_spec_probing, TrainSpec};
-use rolekd_core::yaml::Value;
 use rolekd_core::{register_plugin, registry, Error, Result};
+use rolekd_engine::trainer::{build_spec_probing, TrainSpec};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tch::Device;
 
-/// Fields of a `search` stage.
+/// Every key of a `search` stage, in the order an "unknown field" error lists them: the
+/// fields of [`SearchParams`] and the plugin entries, read through `Params` so their own
+/// errors are located inside them.
+const KEYS: &[Key] = &[
+    Key::Field("role"),
+    // One member's training: a `train` mapping (role teacher) or a `distill` mapping with
+    // `teacher: ${teacher.checkpoint}` (role student).
+    Key::Required("trial"),
+    // `{type: pba, population: 16, interval: 3, quantile: 0.25, copy_optimizer: true}`
+    // (default `{type: pba}`), `{type: random, population: 8}`, `{type: grid, values: ..}`.
+    Key::Entry("strategy"),
+    Key::Field("space"),
+    Key::Field("train_size"),
+    Key::Field("val_size"),
+    Key::Field("reward_on"),
+    Key::Field("workers"),
+    Key::Field("store"),
+    Key::Field("run"),
+    Key::Field("checkpoints"),
+    Key::Field("sync"),
+    Key::Field("slack"),
+    Key::Field("lease_seconds"),
+    Key::Field("keep_states"),
+];
+
+/// The typed fields of a `search` stage (see [`KEYS`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // `trial` and `strategy` are read through `Params` to keep their locations
 struct SearchParams {
     /// `teacher` (trials are `train` mappings: the model trains alone), `student`
     /// (`distill` mappings: the student learns from `trial.teacher`), or, for a trial with
     /// `roles:`, the name of the role whose schedule is searched. The reward is the first
     /// trained role's validation accuracy.
     role: String,
-    /// One member's training: a `train` mapping (role teacher) or a `distill` mapping with
-    /// `teacher: ${teacher.checkpoint}` (role student).
-    trial: Value,
-    /// `{type: pba, population: 16, interval: 3, quantile: 0.25, copy_optimizer: true}`
-    /// (default `{type: pba}`), `{type: random, population: 8}`, `{type: grid, values: ..}`.
-    #[serde(default)]
-    strategy: Option<Value>,
     /// The policy space (`pba`: PBA's 60 genes).
     #[serde(default = "default_space")]
     space: String,
@@ -215,7 +232,7 @@ fn searched_role(
             .into());
     };
     let r = &spec.roles[i];
-    if !r.trainable && r.view != rolekd_core::trainer::View::Own {
+    if !r.trainable && r.view != rolekd_engine::trainer::View::Own {
         return Err(params
             .child_error(
                 "role",
@@ -232,16 +249,62 @@ fn searched_role(
 
 /// Parses and checks a `search` stage's params.
 pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
-    let p: SearchParams = params.parse()?;
+    let p: SearchParams = params.parse_with_entries(KEYS)?;
     let trial = params.get("trial").expect("parsed");
+    let student = trial_kind(params, &trial, &p.role)?;
+    // The trial's policy entry gets each member's schedule later: not built here.
+    let spec = build_spec_probing(&trial, student, false)?;
+    check_trial(&trial, &spec)?;
+    let space = space::by_name(&p.space).ok_or_else(|| {
+        params.child_error(
+            "space",
+            format!(
+                "unknown policy space `{}`; known: {}",
+                p.space,
+                space::SPACES.join(", ")
+            ),
+        )
+    })?;
+    let (searched, augment) = searched_role(params, &trial, &spec, &p.role)?;
+    space.check_augment(augment.as_ref())?;
+    let (strategy_name, strategy, plan) = strategy_of(params, space.as_ref())?;
+    check_options(params, &p)?;
+    check_stores(params, &p)?;
+    Ok(SearchStage {
+        params: params.clone(),
+        role: p.role,
+        searched,
+        spec,
+        augment,
+        strategy_name,
+        slack: p.slack.unwrap_or(plan.interval),
+        plan,
+        strategy,
+        space,
+        train_size: p.train_size,
+        val_size: p.val_size,
+        reward_on: p.reward_on,
+        workers: p.workers,
+        store: p.store,
+        run: p.run,
+        checkpoints: p.checkpoints,
+        sync: p.sync,
+        lease: Duration::from_secs(p.lease_seconds),
+        keep_states: p.keep_states,
+    })
+}
+
+/// Whether the trial is read as a `distill` mapping (a student learning from a frozen
+/// role) rather than a `train` one: from `role`, or from the roles of a `roles:` trial.
+fn trial_kind(params: &Params, trial: &Params, role: &str) -> Result<bool> {
     if trial.value().as_mapping().is_none() {
         return Err(trial
             .error("expected a `train` or `distill` mapping (model, epochs, ...)")
             .into());
     }
     let with_roles = trial.get("roles").is_some();
-    let student = match p.role.as_str() {
-        _ if with_roles => has_frozen_role(&trial),
+    let student = match role {
+        _ if with_roles => has_frozen_role(trial),
         "student" => true,
         "teacher" => false,
         other => {
@@ -266,8 +329,11 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
                 .into());
         }
     }
-    // The trial's policy entry gets each member's schedule later: not built here.
-    let spec = build_spec_probing(&trial, student, false)?;
+    Ok(student)
+}
+
+/// What a trial may not set: the search evaluates every epoch and keeps its own split.
+fn check_trial(trial: &Params, spec: &TrainSpec) -> Result<()> {
     if trial.get("eval_every").is_some() {
         return Err(trial
             .child_error(
@@ -284,19 +350,15 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             )
             .into());
     }
-    let space = space::by_name(&p.space).ok_or_else(|| {
-        params.child_error(
-            "space",
-            format!(
-                "unknown policy space `{}`; known: {}",
-                p.space,
-                space::SPACES.join(", ")
-            ),
-        )
-    })?;
-    let (searched, augment) = searched_role(params, &trial, &spec, &p.role)?;
-    space.check_augment(augment.as_ref())?;
+    Ok(())
+}
 
+/// The `strategy:` entry (default `{type: pba}`) built, with its name and plan; every
+/// member's initial policy is drawn now, so a bad grid is reported before training.
+fn strategy_of(
+    params: &Params,
+    space: &dyn SearchSpace,
+) -> Result<(String, Box<dyn SearchStrategy>, SearchPlan)> {
     let strategy_p = params
         .get("strategy")
         .filter(|s| !s.value().is_null())
@@ -310,12 +372,16 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             .error("a strategy needs at least one member and an interval of at least 1")
             .into());
     }
-    // Initial policies are cheap: draw them now so a bad grid is reported before training.
     for k in 0..plan.population {
-        let genes = strategy.initial(k, space.as_ref(), &mut Seed(0).index(k as u64).rng())?;
-        check_genes(space.as_ref(), &genes)
+        let genes = strategy.initial(k, space, &mut Seed(0).index(k as u64).rng())?;
+        check_genes(space, &genes)
             .map_err(|e| strategy_p.error(format!("initial policy of member {k}: {e}")))?;
     }
+    Ok((strategy_name, strategy, plan))
+}
+
+/// `slack`, `lease_seconds` and the split's sizes.
+fn check_options(params: &Params, p: &SearchParams) -> Result<()> {
     if p.sync && p.slack.is_some() {
         return Err(params
             .child_error("slack", "only used with `sync: false`")
@@ -327,6 +393,11 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             params.at_least(key, n as i64, 1)?;
         }
     }
+    Ok(())
+}
+
+/// The population and checkpoint stores' URLs, and that this build can open them.
+fn check_stores(params: &Params, p: &SearchParams) -> Result<()> {
     if let Some(url) = &p.store {
         if !store::is_store_url(url) {
             return Err(params
@@ -365,28 +436,7 @@ pub(crate) fn parse(params: &Params) -> Result<SearchStage> {
             }
         }
     }
-    Ok(SearchStage {
-        params: params.clone(),
-        role: p.role,
-        searched,
-        spec,
-        augment,
-        strategy_name,
-        slack: p.slack.unwrap_or(plan.interval),
-        plan,
-        strategy,
-        space,
-        train_size: p.train_size,
-        val_size: p.val_size,
-        reward_on: p.reward_on,
-        workers: p.workers,
-        store: p.store,
-        run: p.run,
-        checkpoints: p.checkpoints,
-        sync: p.sync,
-        lease: Duration::from_secs(p.lease_seconds),
-        keep_states: p.keep_states,
-    })
+    Ok(())
 }
 
 impl SearchStage {
@@ -581,7 +631,7 @@ impl Stage for SearchStage {
         self.spec
             .roles
             .iter()
-            .map(rolekd_core::role::RoleRecord::of)
+            .map(rolekd_engine::trainer::RoleSpec::record)
             .collect()
     }
 
@@ -618,19 +668,7 @@ impl Stage for SearchStage {
         let data = (ctx.data)()?;
         let search_seed = ctx.seed.child("search");
         let sdata = Arc::new(self.split(&data, search_seed.child("split"))?);
-        ctx.progress.log(&format!(
-            "{}: {} search, {} members x {} epochs (interval {}), {} {}, {} train / {} val images, {} worker(s)",
-            ctx.name,
-            self.role,
-            self.plan.population,
-            self.spec.epochs,
-            self.plan.interval,
-            self.strategy_name,
-            if self.sync { "sync" } else { "async" },
-            sdata.train.len(),
-            sdata.val.len(),
-            self.workers
-        ));
+        self.announce(ctx, &sdata);
         let run = self.run.clone().unwrap_or_else(|| ctx.name.to_string());
         let url = self.store.clone().unwrap_or_else(|| {
             ctx.dir
@@ -639,27 +677,10 @@ impl Stage for SearchStage {
                 .into_owned()
         });
         let store = store::open(&url, &run)?;
-        // A shared store outlives the stage directory: a population there that this
-        // directory never saw (the stage redone with --force, or a fresh run directory) is
-        // stale, its checkpoints gone with the old directory. One made by another stage
-        // directory is somebody else's search under the same name: refused, not cleared.
         let dir = std::path::absolute(&ctx.dir).map_err(|e| Error::io(&ctx.dir, e))?;
         let marker = ctx.dir.join("population.json");
         if self.store.is_some() && !marker.exists() {
-            transact(store.as_ref(), |tx| {
-                let owner = tx
-                    .meta(SPEC_KEY)?
-                    .and_then(|t| serde_json::from_str::<WorkerSpec>(&t).ok())
-                    .map(|s| s.dir);
-                match owner {
-                    Some(other) if other != dir => Err(Error::Invalid(format!(
-                        "{}: the store already holds a search named `{run}`, made by {}; give this one another `run`",
-                        ctx.name,
-                        other.display()
-                    ))),
-                    _ => tx.clear(),
-                }
-            })?;
+            clear_stale_population(store.as_ref(), ctx.name, &run, &dir)?;
         }
         let mut pop = Population::new(
             store.as_ref(),
@@ -667,35 +688,12 @@ impl Stage for SearchStage {
             self.space.as_ref(),
             self.search_config(search_seed),
         );
-        // Only this process trains a search in its own SQLite file with its own threads:
-        // its leases from an earlier session are dead. Otherwise workers elsewhere may live.
-        let exclusive = self.store.is_none() && self.workers > 0;
-        let checkpoints = self.checkpoint_store(&dir, &run)?;
-        match pop.init(exclusive)? {
-            Some(r) => ctx.progress.log(&format!(
-                "{}: resuming the search: {} results recorded, {} of {} members done, {} lease(s) reclaimed",
-                ctx.name, r.results, r.members_done, self.plan.population, r.leases_dropped
-            )),
-            // A new population: states an earlier one left under this run's name are stale.
-            None if !checkpoints.is_stage_dir() => checkpoints.delete("checkpoints")?,
-            None => {}
-        }
-        let spec = WorkerSpec {
-            stage: ctx.name.to_string(),
-            params: serde_yaml_ng::to_string(self.params.value())
-                .map_err(|e| Error::Invalid(format!("cannot record the stage's params: {e}")))?,
-            data: serde_yaml_ng::to_string(ctx.data_params.value())
-                .map_err(|e| Error::Invalid(format!("cannot record the data entry: {e}")))?,
-            data_seed: ctx.data_seed.0,
-            seed: ctx.seed.0,
-            dir,
-            device: device_name(ctx.device),
-            precision: ctx.precision,
-        };
+        let checkpoints = self.start_population(&mut pop, ctx, &dir, &run)?;
+        let spec = self.worker_spec(ctx, dir)?;
         transact(store.as_ref(), |tx| {
             tx.set_meta(SPEC_KEY, &serde_json::to_string(&spec).expect("serialises"))
         })?;
-        rolekd_core::rundir::write_json(
+        rolekd_core::files::write_json(
             &marker,
             &serde_json::json!({"store": store::redact(&url), "run": run}),
         )?;
@@ -716,33 +714,114 @@ impl Stage for SearchStage {
             ));
             pop.wait_finished(ctx.interrupted, Duration::from_secs(1))?;
         } else {
-            let visible = if ctx.device.is_cuda() {
-                tch::Cuda::device_count().max(0) as usize
-            } else {
-                0
-            };
-            let per_worker: Vec<OnDevice<'_, '_>> = (0..self.workers)
-                .map(|k| OnDevice {
-                    trials: &trials,
-                    device: worker_device(ctx.device, ctx.device_pinned, k, visible),
-                })
-                .collect();
-            if per_worker.iter().any(|t| t.device != ctx.device) {
-                ctx.progress.log(&format!(
-                    "{}: worker threads on {}",
-                    ctx.name,
-                    per_worker
-                        .iter()
-                        .map(|t| device_name(t.device))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            let per_worker: Vec<&dyn Trials> =
-                per_worker.iter().map(|t| t as &dyn Trials).collect();
-            let _threads = IntraOpThreads::split(self.workers);
-            run_workers(&pop, &per_worker, ctx.interrupted)?;
+            self.train_here(&pop, &trials, ctx)?;
         }
+        self.finish(&pop, &trials, ctx)
+    }
+}
+
+/// The parts of [`SearchStage`]'s run, in the order it calls them.
+impl SearchStage {
+    fn announce(&self, ctx: &StageCtx<'_>, sdata: &Dataset) {
+        ctx.progress.log(&format!(
+            "{}: {} search, {} members x {} epochs (interval {}), {} {}, {} train / {} val images, {} worker(s)",
+            ctx.name,
+            self.role,
+            self.plan.population,
+            self.spec.epochs,
+            self.plan.interval,
+            self.strategy_name,
+            if self.sync { "sync" } else { "async" },
+            sdata.train.len(),
+            sdata.val.len(),
+            self.workers
+        ));
+    }
+
+    /// Resumes the population in its store or starts a new one; the checkpoint store its
+    /// members publish to.
+    fn start_population(
+        &self,
+        pop: &mut Population<'_>,
+        ctx: &StageCtx<'_>,
+        dir: &Path,
+        run: &str,
+    ) -> Result<CheckpointStore> {
+        // Only this process trains a search in its own SQLite file with its own threads:
+        // its leases from an earlier session are dead. Otherwise workers elsewhere may live.
+        let exclusive = self.store.is_none() && self.workers > 0;
+        let checkpoints = self.checkpoint_store(dir, run)?;
+        match pop.init(exclusive)? {
+            Some(r) => ctx.progress.log(&format!(
+                "{}: resuming the search: {} results recorded, {} of {} members done, {} lease(s) reclaimed",
+                ctx.name, r.results, r.members_done, self.plan.population, r.leases_dropped
+            )),
+            // A new population: states an earlier one left under this run's name are stale.
+            None if !checkpoints.is_stage_dir() => checkpoints.delete("checkpoints")?,
+            None => {}
+        }
+        Ok(checkpoints)
+    }
+
+    /// What a worker process needs to join this search (recorded in the store).
+    fn worker_spec(&self, ctx: &StageCtx<'_>, dir: std::path::PathBuf) -> Result<WorkerSpec> {
+        Ok(WorkerSpec {
+            stage: ctx.name.to_string(),
+            params: serde_yaml_ng::to_string(self.params.value())
+                .map_err(|e| Error::Invalid(format!("cannot record the stage's params: {e}")))?,
+            data: serde_yaml_ng::to_string(ctx.data_params.value())
+                .map_err(|e| Error::Invalid(format!("cannot record the data entry: {e}")))?,
+            data_seed: ctx.data_seed.0,
+            seed: ctx.seed.0,
+            dir,
+            device: device_name(ctx.device),
+            precision: ctx.precision,
+        })
+    }
+
+    /// Trains the members on this process's worker threads, spread over the visible GPUs
+    /// unless the pipeline pinned one.
+    fn train_here(
+        &self,
+        pop: &Population<'_>,
+        trials: &TrainerTrials<'_>,
+        ctx: &StageCtx<'_>,
+    ) -> Result<()> {
+        let visible = if ctx.device.is_cuda() {
+            tch::Cuda::device_count().max(0) as usize
+        } else {
+            0
+        };
+        let per_worker: Vec<OnDevice<'_, '_>> = (0..self.workers)
+            .map(|k| OnDevice {
+                trials,
+                device: worker_device(ctx.device, ctx.device_pinned, k, visible),
+            })
+            .collect();
+        if per_worker.iter().any(|t| t.device != ctx.device) {
+            ctx.progress.log(&format!(
+                "{}: worker threads on {}",
+                ctx.name,
+                per_worker
+                    .iter()
+                    .map(|t| device_name(t.device))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let per_worker: Vec<&dyn Trials> = per_worker.iter().map(|t| t as &dyn Trials).collect();
+        let _threads = IntraOpThreads::split(self.workers);
+        run_workers(pop, &per_worker, ctx.interrupted)
+    }
+
+    /// The finished search's outputs (the best member's final checkpoint fetched when it
+    /// finished elsewhere); members' states deleted unless `keep_states`.
+    fn finish(
+        &self,
+        pop: &Population<'_>,
+        trials: &TrainerTrials<'_>,
+        ctx: &StageCtx<'_>,
+    ) -> Result<StageResult> {
         let snap = pop.snapshot()?;
         // The best member may have finished on another machine: its final checkpoint comes
         // from the checkpoint store.
@@ -775,6 +854,32 @@ impl Stage for SearchStage {
             roles: self.roles(),
         })
     }
+}
+
+/// A shared store outlives the stage directory: a population there that this directory
+/// never saw (the stage redone with --force, or a fresh run directory) is stale, its
+/// checkpoints gone with the old directory. One made by another stage directory is
+/// somebody else's search under the same name: refused, not cleared.
+fn clear_stale_population(
+    store: &dyn PopulationStore,
+    stage: &str,
+    run: &str,
+    dir: &Path,
+) -> Result<()> {
+    transact(store, |tx| {
+        let owner = tx
+            .meta(SPEC_KEY)?
+            .and_then(|t| serde_json::from_str::<WorkerSpec>(&t).ok())
+            .map(|s| s.dir);
+        match owner {
+            Some(other) if other != dir => Err(Error::Invalid(format!(
+                "{}: the store already holds a search named `{run}`, made by {}; give this one another `run`",
+                stage,
+                other.display()
+            ))),
+            _ => tx.clear(),
+        }
+    })
 }
 
 /// One line per member that diverged or stalled (recorded with an infinite loss), for the

@@ -1,6 +1,7 @@
-//! Members trained by the core trainer. Member `k` lives in `trials/<k>/` (the trainer's
-//! `state/`, `metrics.jsonl`, final `checkpoint/`, and `schedule.json`: its lineage so far,
-//! the current policy extended to the end, which the trial's `pba-schedule` entry reads).
+//! Members trained by the engine's trainer. Member `k` lives in `trials/<k>/` (the
+//! trainer's `state/`, `metrics.jsonl`, final `checkpoint/`, and `schedule.json`: its
+//! lineage so far, the current policy extended to the end, which the trial's
+//! `pba-schedule` entry reads).
 //! Published states go to the search's [`CheckpointStore`]: by default hard links (copies
 //! across file systems) of the trainer's epoch files in the stage directory's
 //! `checkpoints/<k>/epoch-<e>-<tag>/` (the trainer only ever renames new files into place
@@ -10,22 +11,22 @@
 //! another machine takes a member over from its last published state.
 
 use crate::checkpoints::{remove_dir_if_exists, CheckpointStore, FINAL, STATE_FILES};
-use crate::population::Trials;
+use crate::population::work::Trials;
 use crate::space::SearchSpace;
 use crate::store::{CheckpointRef, Member, ResultRow};
-use rolekd_core::checkpoint::{read_tensors, write_tensors};
-use rolekd_core::checkpoint::{META_FILE, WEIGHTS_FILE};
 use rolekd_core::config::Params;
+use rolekd_core::files::{file_sha256, read_json, write_json};
 use rolekd_core::plugin::data::Dataset;
 use rolekd_core::plugin::search::SearchPlan;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
-use rolekd_core::rundir::{file_sha256, read_json, write_json};
-use rolekd_core::trainer::state::{
+use rolekd_core::{Error, Result};
+use rolekd_engine::checkpoint::{read_tensors, write_tensors};
+use rolekd_engine::checkpoint::{META_FILE, WEIGHTS_FILE};
+use rolekd_engine::trainer::state::{
     copy_epoch_state, epoch_dir, latest_epoch, EpochState, OPTIMIZER, STATE, WEIGHTS,
 };
-use rolekd_core::trainer::{self, read_metrics, TrainCtx, TrainSpec};
-use rolekd_core::{Error, Result};
+use rolekd_engine::trainer::{self, read_metrics, TrainCtx, TrainSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

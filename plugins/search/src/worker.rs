@@ -9,15 +9,16 @@
 //! ([`crate::population`]): a lease renewed while training, one report transaction that
 //! checks the lease, exploit decisions in the store.
 
-use crate::population::{work, Population};
+use crate::population::work::work;
+use crate::population::Population;
 use crate::stage;
 use crate::store::{self, transact, PopulationStore};
 use crate::worker_spec::{WorkerSpec, SPEC_KEY};
 use rolekd_core::config::Params;
-use rolekd_core::pipeline::DeviceSpec;
 use rolekd_core::progress::Progress;
 use rolekd_core::rng::Seed;
 use rolekd_core::{registry, Error, Result};
+use rolekd_engine::pipeline::DeviceSpec;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

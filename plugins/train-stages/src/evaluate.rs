@@ -2,10 +2,10 @@
 
 use rolekd_core::artifact::{ArtifactKind, CheckpointPath};
 use rolekd_core::config::Params;
+use rolekd_core::files::write_json;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
-use rolekd_core::rundir::write_json;
-use rolekd_core::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use rolekd_core::{register_plugin, Result};
+use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, split_tensor};
 use serde::Deserialize;
 
 /// Fields of an `evaluate` stage.

@@ -4,10 +4,11 @@ use rolekd_core::artifact::ArtifactKind;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::role::RoleRecord;
-use rolekd_core::trainer::{self, TrainCtx, TrainSpec};
 use rolekd_core::{register_plugin, Error, Result};
+use rolekd_engine::trainer::{self, RoleSpec, TrainCtx, TrainSpec};
 
-/// The YAML is read by core's builder ([`trainer::build_spec`]), which search trials share.
+/// The YAML is read by the engine's builder ([`trainer::build_spec`]), which search trials
+/// share.
 struct TrainingStage {
     spec: TrainSpec,
     distill: bool,
@@ -26,7 +27,7 @@ fn build(params: &Params, distill: bool) -> Result<Box<dyn Stage>> {
 
 impl Stage for TrainingStage {
     fn roles(&self) -> Vec<RoleRecord> {
-        self.spec.roles.iter().map(RoleRecord::of).collect()
+        self.spec.roles.iter().map(RoleSpec::record).collect()
     }
 
     /// `checkpoint` (the first trained role's) and `metrics`; with several trained roles,

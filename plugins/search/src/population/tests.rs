@@ -5,7 +5,7 @@
 //! behind, as after `kill -9`). Every scenario runs on both stores: one test per scenario
 //! on SQLite, and `every_scenario_on_postgres` runs them all against one server.
 
-use super::work::step;
+use super::work::{run_workers, step, Trials};
 use super::*;
 use crate::space::PbaSearchSpace;
 use crate::store::postgres::PostgresStore;

@@ -1,6 +1,6 @@
 //! The worker loop: claim a member, apply its pending exploit, train it to its next
 //! stop, publish, report; for threads in one process ([`run_workers`]) or a worker process
-//! ([`work`]).
+//! ([`work`](fn@work)).
 
 use super::*;
 

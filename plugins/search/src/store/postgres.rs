@@ -12,10 +12,10 @@
 //! disagree, the database's is the only one they share. It is `clock_timestamp()`, not
 //! `now()`: `now()` is frozen when the transaction starts, before it waited for the lock.
 
-use super::{
-    redact, CheckpointRef, Event, Lease, Member, Pending, PopulationStore, ResultRow, Status,
-    StoreTx,
+use super::api::{
+    CheckpointRef, Event, Lease, Member, Pending, PopulationStore, ResultRow, Status, StoreTx,
 };
+use super::url::redact;
 use postgres::{Client, NoTls, Row, Transaction};
 use rolekd_core::{Error, Result};
 use std::sync::Mutex;
@@ -474,64 +474,7 @@ impl StoreTx for PgTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::lineage::Lineage;
-    use crate::store::redact;
-    use crate::store::{open, transact, Member, Status};
-    use rolekd_test_servers::pg as pg_server;
-
-    fn member(id: usize) -> Member {
-        Member {
-            id,
-            genes: vec![1, 2, 3],
-            epoch: 0,
-            status: Status::Ready,
-            lease: None,
-            pending: None,
-            lineage: Lineage::new(vec![1, 2, 3]),
-            log: Vec::new(),
-        }
-    }
-
-    /// Two searches in one database see only their own rows; a failed transaction leaves
-    /// nothing; `clear` empties one run only; the server's clock is the Unix clock.
-    #[test]
-    fn runs_share_a_database_without_seeing_each_other() {
-        let Some(server) = pg_server::start_or_skip("runs_share_a_database") else {
-            return;
-        };
-        let a = open(&server.url(), "a").unwrap();
-        let b = open(&server.url(), "b").unwrap();
-        transact(a.as_ref(), |tx| {
-            tx.put_member(&member(0))?;
-            tx.put_member(&member(1))?;
-            tx.set_meta("k", "a")
-        })
-        .unwrap();
-        transact(b.as_ref(), |tx| tx.put_member(&member(0))).unwrap();
-        let failed: rolekd_core::Result<()> = transact(b.as_ref(), |tx| {
-            tx.put_member(&member(5))?;
-            Err(rolekd_core::Error::Invalid("boom".into()))
-        });
-        assert!(failed.is_err());
-        transact(b.as_ref(), |tx| {
-            assert_eq!(tx.members()?.len(), 1);
-            assert_eq!(tx.meta("k")?, None);
-            let now = tx.now_ms()?;
-            let mine = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as i64;
-            assert!((now - mine).abs() < 5_000, "{now} vs {mine}");
-            tx.clear()
-        })
-        .unwrap();
-        transact(a.as_ref(), |tx| {
-            assert_eq!(tx.members()?.len(), 2);
-            assert_eq!(tx.meta("k")?.as_deref(), Some("a"));
-            Ok(())
-        })
-        .unwrap();
-    }
+    use crate::store::url::redact;
 
     #[test]
     fn passwords_stay_out_of_messages() {

@@ -5,7 +5,7 @@
 //! process and processes sharing the file coordinate the same way. The journal is WAL with
 //! `synchronous = FULL`: a committed transaction survives `kill -9`.
 
-use super::{
+use super::api::{
     CheckpointRef, Event, Lease, Member, Pending, PopulationStore, ResultRow, Status, StoreTx,
 };
 use rolekd_core::{Error, Result};
@@ -415,7 +415,7 @@ impl StoreTx for SqliteTx<'_> {
 mod tests {
     use super::*;
     use crate::lineage::Lineage;
-    use crate::store::transact;
+    use crate::store::api::transact;
 
     fn member(id: usize) -> Member {
         Member {
@@ -486,16 +486,5 @@ mod tests {
             Ok(())
         })
         .unwrap();
-    }
-
-    #[test]
-    fn a_file_belongs_to_one_run() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("p.sqlite");
-        let url = format!("sqlite://{}", f.display());
-        crate::store::open(&url, "one").unwrap();
-        crate::store::open(f.to_str().unwrap(), "one").unwrap();
-        let e = crate::store::open(&url, "two").err().unwrap();
-        assert!(e.to_string().contains("run `one`, not `two`"), "{e}");
     }
 }

@@ -1,0 +1,359 @@
+//! Batches for training, built off the training thread.
+//!
+//! Each epoch's order is a seeded permutation. Worker `w` builds batches `w, w+W, w+2W...`
+//! and hands them over a bounded channel (prefetch); the training thread takes them
+//! round-robin, so the order never depends on thread timing. Every image of every view draws
+//! its augmentation from its own stream `seed / view / epoch / position`.
+
+use rand::seq::SliceRandom;
+use rolekd_core::error::Result;
+use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, MixBatch};
+use rolekd_core::plugin::data::DataSplit;
+use rolekd_core::rng::Seed;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tch::{Device, Kind, Tensor};
+
+/// One augmentation view of the batch (a role's policy).
+pub struct ViewSpec {
+    pub policy: Arc<dyn AugmentPolicy>,
+    pub seed: Seed,
+    /// Whether this view's policy may mix the batch (only the trained role's view).
+    pub mixes: bool,
+}
+
+/// A training batch: one image tensor per view, labels, and the images' split indices.
+pub struct Batch {
+    pub views: Vec<Tensor>,
+    pub labels: Tensor,
+    pub soft_targets: Option<Tensor>,
+    pub indices: Tensor,
+    pub len: usize,
+}
+
+/// Everything the workers share.
+pub struct LoaderSpec {
+    pub split: Arc<DataSplit>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub classes: usize,
+    pub batch_size: usize,
+    pub views: Vec<ViewSpec>,
+    pub workers: usize,
+    pub prefetch: usize,
+    pub shuffle_seed: Seed,
+    pub epochs: usize,
+    /// Batches laid out channels-last ([`rolekd_core::layout`]).
+    pub channels_last: bool,
+}
+
+/// The seeded order of an epoch.
+pub fn epoch_order(n: usize, seed: Seed, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut seed.index(epoch as u64).rng());
+    order
+}
+
+/// Number of batches in an epoch (the last one may be partial).
+pub fn batches_per_epoch(n: usize, batch_size: usize) -> usize {
+    n.div_ceil(batch_size)
+}
+
+/// How a pass over an epoch's batches ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Every batch was consumed.
+    Finished,
+    /// `stop` was set; batches `0..done` of the epoch have been consumed.
+    Stopped { done: usize },
+}
+
+/// Runs `consume` on batches `first..` of `epoch`, in order, while workers prepare the next
+/// ones (`first` > 0 resumes an epoch stopped part-way: the batches are the same, as each
+/// is a function of the seed, the epoch and its position). Stops early when `stop` is set.
+pub fn for_each_batch(
+    spec: &LoaderSpec,
+    epoch: usize,
+    first: usize,
+    device: Device,
+    stop: &AtomicBool,
+    mut consume: impl FnMut(usize, Batch) -> Result<()>,
+) -> Result<Pass> {
+    let order = epoch_order(spec.split.len(), spec.shuffle_seed, epoch);
+    let nb = batches_per_epoch(order.len(), spec.batch_size);
+    let first = first.min(nb);
+    let workers = spec.workers.max(1).min((nb - first).max(1));
+    let cancel = AtomicBool::new(false);
+    std::thread::scope(|scope| -> Result<Pass> {
+        let mut receivers = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = crossbeam_channel::bounded::<RawBatch>(spec.prefetch.max(1));
+            receivers.push(rx);
+            let order = &order;
+            let cancel = &cancel;
+            scope.spawn(move || {
+                let mut b = first + w;
+                while b < nb && !cancel.load(Ordering::Relaxed) {
+                    let start = b * spec.batch_size;
+                    let end = (start + spec.batch_size).min(order.len());
+                    let batch = build_batch(spec, epoch, start, &order[start..end]);
+                    if tx.send(batch).is_err() {
+                        return;
+                    }
+                    b += workers;
+                }
+            });
+        }
+        let mut result = Ok(Pass::Finished);
+        for b in first..nb {
+            if stop.load(Ordering::Relaxed) {
+                result = Ok(Pass::Stopped { done: b });
+                break;
+            }
+            let raw = receivers[(b - first) % workers]
+                .recv()
+                .expect("worker alive while batches remain");
+            if let Err(e) = consume(b, raw.into_batch(spec, device)) {
+                result = Err(e);
+                break;
+            }
+        }
+        cancel.store(true, Ordering::Relaxed);
+        drop(receivers);
+        result
+    })
+}
+
+/// A batch as plain buffers. Workers build these and the training thread makes the
+/// tensors. libtorch ops on a worker thread can run parallel loops, which gives that
+/// thread an OpenMP team of its own; libgomp, managing more threads than there are cores,
+/// then lets every team sleep between parallel regions instead of spinning, which cost
+/// ResNet-20 about 15% of its training speed (the figures: docs/benchmarks.md, "Where
+/// batches become tensors").
+struct RawBatch {
+    views: Vec<Vec<f32>>,
+    labels: Vec<i64>,
+    soft_targets: Option<Vec<f32>>,
+    indices: Vec<i64>,
+    shape: [i64; 4],
+}
+
+impl RawBatch {
+    fn into_batch(self, spec: &LoaderSpec, device: Device) -> Batch {
+        let n = self.shape[0];
+        let views = self
+            .views
+            .iter()
+            .map(|buf| {
+                let x = Tensor::from_slice(buf).view(self.shape).to_device(device);
+                if spec.channels_last {
+                    rolekd_core::layout::channels_last(&x)
+                } else {
+                    x
+                }
+            })
+            .collect();
+        Batch {
+            views,
+            labels: Tensor::from_slice(&self.labels).to_device(device),
+            soft_targets: self.soft_targets.map(|s| {
+                Tensor::from_slice(&s)
+                    .view([n, spec.classes as i64])
+                    .to_device(device)
+            }),
+            indices: Tensor::from_slice(&self.indices).to_device(device),
+            len: n as usize,
+        }
+    }
+}
+
+fn build_batch(spec: &LoaderSpec, epoch: usize, start: usize, idx: &[usize]) -> RawBatch {
+    let split = &spec.split;
+    let (c, h, w) = (split.channels, split.height, split.width);
+    let per = c * h * w;
+    let ctx = AugmentCtx {
+        epoch,
+        epochs: spec.epochs,
+    };
+    let mut soft: Option<Vec<f32>> = None;
+    let views = spec
+        .views
+        .iter()
+        .map(|view| {
+            let mut buf = vec![0f32; idx.len() * per];
+            let epoch_seed = view.seed.index(epoch as u64);
+            for (k, &i) in idx.iter().enumerate() {
+                let mut img = split.image(i);
+                let mut rng = epoch_seed.index((start + k) as u64).rng();
+                view.policy.augment(&mut img, &ctx, &mut rng);
+                img.write_normalised(&mut buf[k * per..(k + 1) * per], &spec.mean, &spec.std);
+            }
+            if view.mixes {
+                let mut targets = one_hot(idx, split, spec.classes);
+                let mut rng = epoch_seed.child("batch").index(start as u64).rng();
+                let mut mb = MixBatch {
+                    images: &mut buf,
+                    targets: &mut targets,
+                    shape: [idx.len(), c, h, w],
+                    classes: spec.classes,
+                };
+                if view.policy.mix_batch(&mut mb, &ctx, &mut rng) {
+                    soft = Some(targets);
+                }
+            }
+            buf
+        })
+        .collect();
+    RawBatch {
+        views,
+        labels: idx.iter().map(|&i| split.labels[i]).collect(),
+        soft_targets: soft,
+        indices: idx.iter().map(|&i| i as i64).collect(),
+        shape: [idx.len() as i64, c as i64, h as i64, w as i64],
+    }
+}
+
+fn one_hot(idx: &[usize], split: &DataSplit, classes: usize) -> Vec<f32> {
+    let mut t = vec![0f32; idx.len() * classes];
+    for (k, &i) in idx.iter().enumerate() {
+        t[k * classes + split.labels[i] as usize] = 1.0;
+    }
+    t
+}
+
+/// A whole split, normalised, as one [N, C, H, W] tensor (evaluation needs no augmentation).
+pub fn split_tensor(
+    split: &DataSplit,
+    mean: &[f32],
+    std: &[f32],
+    device: Device,
+) -> (Tensor, Tensor) {
+    let per = split.image_bytes();
+    let mut buf = vec![0f32; split.len() * per];
+    for i in 0..split.len() {
+        split
+            .image(i)
+            .write_normalised(&mut buf[i * per..(i + 1) * per], mean, std);
+    }
+    let x = Tensor::from_slice(&buf)
+        .view([
+            split.len() as i64,
+            split.channels as i64,
+            split.height as i64,
+            split.width as i64,
+        ])
+        .to_device(device);
+    let y = Tensor::from_slice(&split.labels)
+        .to_kind(Kind::Int64)
+        .to_device(device);
+    (x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+    use rolekd_core::plugin::image::Image;
+    use rolekd_core::rng::StreamRng;
+
+    struct Noise;
+    impl AugmentPolicy for Noise {
+        fn augment(&self, img: &mut Image, _: &AugmentCtx, rng: &mut StreamRng) {
+            for p in img.data.iter_mut() {
+                *p = rng.random();
+            }
+        }
+    }
+
+    fn spec(workers: usize) -> LoaderSpec {
+        let n = 37;
+        LoaderSpec {
+            split: Arc::new(DataSplit {
+                images: (0..n * 4).map(|i| i as u8).collect(),
+                labels: (0..n as i64).map(|i| i % 3).collect(),
+                height: 2,
+                width: 2,
+                channels: 1,
+            }),
+            mean: vec![0.0],
+            std: vec![1.0],
+            classes: 3,
+            batch_size: 8,
+            views: vec![ViewSpec {
+                policy: Arc::new(Noise),
+                seed: Seed(3),
+                mixes: false,
+            }],
+            workers,
+            prefetch: 2,
+            shuffle_seed: Seed(9),
+            epochs: 1,
+            channels_last: false,
+        }
+    }
+
+    fn collect_from(workers: usize, first: usize) -> Vec<(Vec<f32>, Vec<i64>)> {
+        let mut out = Vec::new();
+        let stop = AtomicBool::new(false);
+        let pass = for_each_batch(&spec(workers), 0, first, Device::Cpu, &stop, |_, b| {
+            let v: Vec<f32> = Vec::try_from(b.views[0].flatten(0, -1)).unwrap();
+            let l: Vec<i64> = Vec::try_from(&b.indices).unwrap();
+            out.push((v, l));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(pass, Pass::Finished);
+        out
+    }
+
+    fn collect(workers: usize) -> Vec<(Vec<f32>, Vec<i64>)> {
+        collect_from(workers, 0)
+    }
+
+    #[test]
+    fn a_resumed_epoch_yields_the_batches_it_had_left() {
+        let whole = collect(1);
+        for workers in [1, 2, 3] {
+            assert_eq!(collect_from(workers, 2), whole[2..], "{workers} workers");
+        }
+        assert!(collect_from(2, 5).is_empty());
+    }
+
+    #[test]
+    fn a_stop_reports_the_batches_consumed() {
+        let stop = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        let pass = for_each_batch(&spec(2), 0, 1, Device::Cpu, &stop, |b, _| {
+            seen.push(b);
+            if b == 3 {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 2, 3]);
+        assert_eq!(pass, Pass::Stopped { done: 4 });
+    }
+
+    #[test]
+    fn batches_do_not_depend_on_worker_count() {
+        let one = collect(1);
+        let three = collect(3);
+        assert_eq!(one.len(), 5);
+        assert_eq!(one[4].1.len(), 5, "last batch is partial");
+        assert_eq!(one, three);
+        let mut all: Vec<i64> = one.iter().flat_map(|(_, l)| l.clone()).collect();
+        all.sort();
+        assert_eq!(
+            all,
+            (0..37).collect::<Vec<i64>>(),
+            "every image exactly once"
+        );
+    }
+
+    #[test]
+    fn epochs_are_shuffled_differently() {
+        assert_ne!(epoch_order(50, Seed(1), 0), epoch_order(50, Seed(1), 1));
+        assert_eq!(epoch_order(50, Seed(1), 2), epoch_order(50, Seed(1), 2));
+    }
+}
