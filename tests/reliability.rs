@@ -301,7 +301,13 @@ fn sigint_to_an_in_process_search_exits_130_and_the_rerun_ends_equal() {
     let d = tempfile::tempdir().unwrap();
     let text = format!(
         "name: s\nseed: 3\ndevice: cpu\n{TINY_DATA}stages:\n{}",
-        search_stage("search", "{type: pba, population: 4, interval: 1}", 300, 200, 4)
+        search_stage(
+            "search",
+            "{type: pba, population: 4, interval: 1}",
+            300,
+            200,
+            4
+        )
     );
     let f = write(d.path(), "p.yaml", &text);
     let p = f.to_str().unwrap();

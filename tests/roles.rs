@@ -154,7 +154,11 @@ fn an_ensemble_averages_the_logits_of_distinct_teachers() {
         }
         v
     };
-    assert_eq!(m("tu"), m("ut"), "the order of an ensemble's teachers matters");
+    assert_eq!(
+        m("tu"),
+        m("ut"),
+        "the order of an ensemble's teachers matters"
+    );
     assert_ne!(m("tu"), m("tt"), "the second teacher was ignored");
     assert_ne!(m("tu"), m("uu"), "the first teacher was ignored");
     assert_ne!(m("tt"), m("uu"));
@@ -226,11 +230,19 @@ fn a_peer_read_by_another_is_detached() {
         run_ok(d.path(), &[&[f.to_str().unwrap(), "--run-dir", name]]);
     }
     let b = |run: &str| {
-        std::fs::read(d.path().join(run).join("dml/checkpoint-peer_b/weights.safetensors"))
-            .unwrap()
+        std::fs::read(
+            d.path()
+                .join(run)
+                .join("dml/checkpoint-peer_b/weights.safetensors"),
+        )
+        .unwrap()
     };
     assert_eq!(b("a_reads_b"), b("alone"), "peer a's loss moved peer b");
-    assert_ne!(b("b_reads_a"), b("alone"), "the check cannot see a change in peer b");
+    assert_ne!(
+        b("b_reads_a"),
+        b("alone"),
+        "the check cannot see a change in peer b"
+    );
 }
 
 fn dry_run_error(stage: &str) -> String {
@@ -323,4 +335,37 @@ fn role_mistakes_are_located_errors() {
 ",
     );
     assert!(err.contains("needs a teacher"), "{err}");
+}
+
+/// `teacher_view: own` with no teacher augmentation gives the teacher the unaugmented
+/// image, which is what `same` gives it when the student has no augmentation either: the
+/// two runs are the same run.
+#[test]
+fn an_own_view_without_augmentation_equals_the_same_view() {
+    let d = tempfile::tempdir().unwrap();
+    let distill = |name: &str, view: &str| {
+        format!(
+            "  {name}:\n    kind: distill\n    teacher: ${{teacher.checkpoint}}\n    teacher_view: {view}\n    model: {{type: small-cnn, channels: [4, 8]}}\n    epochs: 1\n    batch_size: 100\n"
+        )
+    };
+    let text = format!(
+        "name: views\nseed: 8\ndevice: cpu\n{TINY_DATA}stages:\n{}{}{}",
+        teacher_stage(1, 100),
+        distill("same", "same"),
+        distill("own", "own"),
+    );
+    let f = write(d.path(), "p.yaml", &text);
+    run_ok(d.path(), &[&[f.to_str().unwrap(), "--run-dir", "run"]]);
+    let m = |stage: &str| metrics_without_timing(&d.path().join("run").join(stage));
+    assert_eq!(m("same"), m("own"));
+    let w = |stage: &str| {
+        std::fs::read(
+            d.path()
+                .join("run")
+                .join(stage)
+                .join("checkpoint/weights.safetensors"),
+        )
+        .unwrap()
+    };
+    assert_eq!(w("same"), w("own"));
 }

@@ -187,7 +187,10 @@ fn read_png(path: &Path) -> anyhow::Result<Image> {
     let mut reader = decoder
         .read_info()
         .with_context(|| format!("{}: not a PNG", path.display()))?;
-    let mut buf = vec![0; reader.output_buffer_size()];
+    let size = reader
+        .output_buffer_size()
+        .with_context(|| format!("{}: image too large", path.display()))?;
+    let mut buf = vec![0; size];
     let info = reader
         .next_frame(&mut buf)
         .with_context(|| format!("{}: damaged PNG", path.display()))?;

@@ -87,3 +87,43 @@ pub(super) fn clip_grad_norm(vs: &tch::nn::VarStore, max: f64) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn::VarStore, Device};
+
+    /// Variables `a` (2 values) and `b` (1) with gradients [3, 0] and [4]: norm 5.
+    fn with_grads() -> (VarStore, Tensor, Tensor) {
+        let vs = VarStore::new(Device::Cpu);
+        let a = vs.root().zeros("a", &[2]);
+        let b = vs.root().zeros("b", &[1]);
+        let loss = (&a * Tensor::from_slice(&[3.0f32, 0.0])).sum(Kind::Float)
+            + (&b * Tensor::from_slice(&[4.0f32])).sum(Kind::Float);
+        loss.backward();
+        (vs, a, b)
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.grad().to_kind(Kind::Double)).unwrap()
+    }
+
+    /// PyTorch's `clip_grad_norm_`: every gradient times max / (total 2-norm + 1e-6) when
+    /// the total norm exceeds max, computed here by hand for a norm of 5.
+    #[test]
+    fn gradients_over_the_norm_are_scaled_as_pytorch_does() {
+        let (vs, a, b) = with_grads();
+        clip_grad_norm(&vs, 1.0);
+        let k = 1.0 / (5.0 + 1e-6);
+        for (got, want) in values(&a)
+            .iter()
+            .chain(&values(&b))
+            .zip([3.0 * k, 0.0, 4.0 * k])
+        {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        let (vs, a, b) = with_grads();
+        clip_grad_norm(&vs, 10.0);
+        assert_eq!((values(&a), values(&b)), (vec![3.0, 0.0], vec![4.0]));
+    }
+}

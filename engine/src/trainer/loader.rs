@@ -356,4 +356,48 @@ mod tests {
         assert_ne!(epoch_order(50, Seed(1), 0), epoch_order(50, Seed(1), 1));
         assert_eq!(epoch_order(50, Seed(1), 2), epoch_order(50, Seed(1), 2));
     }
+
+    type Views = Vec<(Vec<Vec<f32>>, Vec<i64>, Vec<i64>)>;
+
+    /// Each batch's views, labels and indices, with Noise views seeded `seeds`.
+    fn views_of(seeds: &[u64]) -> Views {
+        let mut spec = spec(2);
+        spec.views = seeds
+            .iter()
+            .map(|&s| ViewSpec {
+                policy: Arc::new(Noise),
+                seed: Seed(s),
+                mixes: false,
+            })
+            .collect();
+        let mut out = Vec::new();
+        let stop = AtomicBool::new(false);
+        for_each_batch(&spec, 0, 0, Device::Cpu, &stop, |_, b| {
+            let views = b
+                .views
+                .iter()
+                .map(|v| Vec::try_from(v.flatten(0, -1)).unwrap())
+                .collect();
+            let labels = Vec::try_from(&b.labels).unwrap();
+            let indices = Vec::try_from(&b.indices).unwrap();
+            out.push((views, labels, indices));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    /// A teacher's own view (a second view with its own stream) leaves the student's view
+    /// untouched, shows other pixels, and pairs them with the same images and labels.
+    #[test]
+    fn a_second_view_sees_the_same_images_differently_and_leaves_the_first_alone() {
+        let one = views_of(&[3]);
+        let two = views_of(&[3, 4]);
+        assert_eq!(one.len(), two.len());
+        for ((v1, l1, i1), (v2, l2, i2)) in one.iter().zip(&two) {
+            assert_eq!(v1[0], v2[0], "view 0 changed when a second view was added");
+            assert_ne!(v2[0], v2[1], "the two views drew the same augmentation");
+            assert_eq!((l1, i1), (l2, i2));
+        }
+    }
 }
