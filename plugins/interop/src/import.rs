@@ -211,7 +211,15 @@ pub fn import(
     }
     copy_into(&built.vs, "model.", &used, &origin)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    save_checkpoint(out, &built.vs, "model.", &built.config, &built.spec)?;
+    let revision = built.model.revision();
+    save_checkpoint(
+        out,
+        &built.vs,
+        "model.",
+        &built.config,
+        revision,
+        &built.spec,
+    )?;
     Ok(Imported {
         tensors: used.len(),
         prefix,
