@@ -1,14 +1,20 @@
-"""PyTorch versions of rolekd's CIFAR-style models, with RepDistiller's parameter names.
+"""PyTorch reference models for rolekd's interop: RepDistiller's CIFAR models
+(HobbitLong/RepDistiller, models/resnet.py, wrn.py, vgg.py), written here from those files'
+forward passes, with their parameter names.
 
+They serve two ends. `rolekd-run import --from repdistiller` reads these names, and
+tests/interop.rs checks that rolekd's models compute what these classes compute, so each
+class follows RepDistiller's forward rather than rolekd's code. And
 `rolekd-run export CHECKPOINT --format state-dict -o student.safetensors` writes a
-state_dict that loads into these classes with `load_state_dict(..., strict=True)`:
+state_dict that loads into them with `load_state_dict(..., strict=True)`:
 
     import safetensors.torch, rolekd_models
     model = rolekd_models.resnet8x4(num_classes=100)
     model.load_state_dict(safetensors.torch.load_file("student.safetensors"), strict=True)
 
-The same names are what `rolekd-run import --from repdistiller` reads, so teachers trained
-with RepDistiller (or with these classes) import as they are.
+Pooling: RepDistiller's ResNets and WRNs average over fixed 8x8 windows, which is global
+average pooling at the 32x32 inputs they are built for; these classes pool globally, so
+they also take rolekd's other image sizes (28x28 Fashion-MNIST).
 
 DoReFa students: the exported weights are already quantised; build the class with the
 student's `activation_bits` (and `quantize_first_last`) so that activations are quantised
@@ -34,7 +40,10 @@ __all__ = [
     "resnet18_cifar",
     "VGG",
     "vgg8",
+    "vgg11",
     "vgg13",
+    "vgg16",
+    "vgg19",
     "wrn_16_2",
     "wrn_40_2",
 ]
@@ -79,8 +88,14 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCifar(nn.Module):
-    """rolekd's `resnet-cifar`: depth 6n + 2, stages of width w, 2w, 4w after a 3x3 stem
-    (`stages=[(width, blocks), ...]` for other layouts, e.g. `resnet18_cifar`)."""
+    """RepDistiller's CIFAR ResNet (models/resnet.py, BasicBlock): a 3x3 stem of
+    `stem_width` channels, BN, ReLU; stages of width w, 2w, 4w (depth 6n + 2, n blocks each,
+    stride 1, 2, 2; a 1x1 conv + BN `downsample` where the shape changes); pooling; `fc`.
+    `resnet8x4`/`resnet32x4` are its `[32, 64, 128, 256]` filters.
+
+    `stages=[(width, blocks), ...]` gives other layouts: `resnet18_cifar`, which has no
+    RepDistiller original (torchvision's ResNet-18 with a 3x3 stride-1 stem and no
+    max-pool, the usual CIFAR port, with torchvision's names)."""
 
     def __init__(self, depth=20, width=16, stem_width=None, num_classes=10, in_channels=3,
                  activation_bits=32, quantize_first_last=False, stages=None):
@@ -125,7 +140,8 @@ class WideBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.act = Act(act_bits)
-        self.equal = c_in == c_out and stride == 1
+        # RepDistiller's test: channels alone (a group's stride-2 block always widens).
+        self.equal = c_in == c_out
         self.convShortcut = None if self.equal else nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
 
     def forward(self, x):
@@ -144,7 +160,9 @@ class _Group(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """rolekd's `wrn`: WRN-depth-k, depth 6n + 4, groups of 16k, 32k, 64k channels."""
+    """RepDistiller's WRN-depth-k (models/wrn.py): 3x3 stem of 16 channels, groups
+    `block1..3` of n pre-activation blocks (depth 6n + 4; 16k, 32k, 64k channels; stride
+    1, 2, 2), final BN-ReLU (`bn1`), pooling, `fc`."""
 
     def __init__(self, depth=16, widen=2, num_classes=10, in_channels=3,
                  activation_bits=32, quantize_first_last=False):
@@ -171,6 +189,8 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+# RepDistiller's cfg lists (models/vgg.py: 'S' vgg8, 'A' vgg11, 'B' vgg13, 'D' vgg16,
+# 'E' vgg19): the conv widths of block0..block4.
 _VGG = {
     8: [[64], [128], [256], [512], [512]],
     11: [[64], [128], [256, 256], [512, 512], [512, 512]],
@@ -181,31 +201,48 @@ _VGG = {
 
 
 class VGG(nn.Module):
-    """rolekd's `vgg-cifar` with RepDistiller's names: `blockK` of (conv, BN, act) triples
-    (the convs carry a bias, zero in exported rolekd models), max-pool after blocks 0-3,
-    global average pooling, `classifier`."""
+    """RepDistiller's `vggN_bn` (HobbitLong/RepDistiller, models/vgg.py; its model_dict names
+    them `vgg8` ... `vgg19`), written from that file's forward:
+
+    - `blockK` is a Sequential of (conv3x3 with bias, BN, ReLU) per width, the block's last
+      ReLU left out (so a block ends on its BN: module indices conv 3l, BN 3l + 1); the
+      forward applies the ReLU after each block;
+    - max-pool 2x2 after block0, block1 and block2; after block3 only when the input is 64
+      pixels high (`h == 64`), so 32x32 inputs reach block3 and block4 at 4x4;
+    - adaptive average pooling to 1x1 after block4, then `classifier` (Linear(512, classes)).
+
+    rolekd's additions, which leave the state_dict unchanged: `in_channels` (RepDistiller's
+    is 3) and DoReFa activations in place of the ReLUs (`activation_bits`)."""
 
     def __init__(self, depth=13, num_classes=10, in_channels=3, activation_bits=32,
                  quantize_first_last=False):
         super().__init__()
-        c = in_channels
+        cfg = _VGG[depth]
         last_bits = activation_bits if quantize_first_last else 32
-        for b, widths in enumerate(_VGG[depth]):
+        c = in_channels
+        for b, widths in enumerate(cfg):
             layers = []
-            for k, w in enumerate(widths):
-                last = b == 4 and k == len(widths) - 1
-                layers += [nn.Conv2d(c, w, 3, 1, 1), nn.BatchNorm2d(w),
-                           Act(last_bits if last else activation_bits)]
+            for w in widths:
+                layers += [nn.Conv2d(c, w, kernel_size=3, padding=1), nn.BatchNorm2d(w),
+                           Act(activation_bits)]
                 c = w
-            setattr(self, f"block{b}", nn.Sequential(*layers))
-        self.classifier = nn.Linear(c, num_classes)
+            setattr(self, f"block{b}", nn.Sequential(*layers[:-1]))
+        # The ReLU after each block (the one its Sequential leaves out).
+        self.block_act = Act(activation_bits)
+        self.last_act = Act(last_bits)
+        self.classifier = nn.Linear(512, num_classes)
 
     def forward(self, x):
-        for b in range(5):
-            x = getattr(self, f"block{b}")(x)
-            if b < 4:
-                x = F.max_pool2d(x, 2, 2)
-        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        h = x.shape[2]
+        x = F.max_pool2d(self.block_act(self.block0(x)), 2, 2)
+        x = F.max_pool2d(self.block_act(self.block1(x)), 2, 2)
+        x = F.max_pool2d(self.block_act(self.block2(x)), 2, 2)
+        x = self.block_act(self.block3(x))
+        if h == 64:
+            x = F.max_pool2d(x, 2, 2)
+        x = self.last_act(self.block4(x))
+        x = F.adaptive_avg_pool2d(x, (1, 1))
+        return self.classifier(torch.flatten(x, 1))
 
 
 def resnet8(**kw): return ResNetCifar(8, 16, **kw)
@@ -220,6 +257,9 @@ def resnet32x4(**kw): return ResNetCifar(32, 64, stem_width=32, **kw)
 def resnet18_cifar(**kw):
     return ResNetCifar(width=64, stages=[(64, 2), (128, 2), (256, 2), (512, 2)], **kw)
 def vgg8(**kw): return VGG(8, **kw)
+def vgg11(**kw): return VGG(11, **kw)
 def vgg13(**kw): return VGG(13, **kw)
+def vgg16(**kw): return VGG(16, **kw)
+def vgg19(**kw): return VGG(19, **kw)
 def wrn_16_2(**kw): return WideResNet(16, 2, **kw)
 def wrn_40_2(**kw): return WideResNet(40, 2, **kw)

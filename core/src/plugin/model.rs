@@ -55,6 +55,14 @@ pub trait Model: Send {
     fn default_lr_scale(&self) -> f64 {
         1.0
     }
+
+    /// What this model computes, as a number: a change that makes the same entry and
+    /// weights compute another function bumps it (vgg-cifar's pooling, issue 30). Each
+    /// checkpoint records it, and one written at another revision is refused instead of
+    /// loading as a different network.
+    fn revision(&self) -> u32 {
+        1
+    }
 }
 
 /// DoReFa quantisation of a model, applied by the model plugin; 32 bits = off.

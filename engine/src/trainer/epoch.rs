@@ -302,6 +302,7 @@ impl Run<'_> {
                     &role.built.vs,
                     "model.",
                     &role.built.config,
+                    role.built.model.revision(),
                     &role.built.spec,
                 )?;
             }

@@ -1,7 +1,7 @@
 //! Building a role: its model (from YAML or from a checkpoint), its VarStore, its
 //! initialisation, its augmentation policy.
 
-use crate::checkpoint::{load_checkpoint, read_meta, SpecRecord};
+use crate::checkpoint::{check_revision, load_checkpoint, read_meta, SpecRecord};
 use rolekd_core::config::Params;
 use rolekd_core::error::{Error, Result};
 use rolekd_core::plugin::augment::{AugmentPolicy, PolicyCtx};
@@ -119,6 +119,7 @@ pub fn load_model(dir: &Path, expected: &SpecRecord, device: Device) -> Result<B
         Default::default(),
     );
     let built = build_model(&entry, &meta.spec, device, Seed(0))?;
+    check_revision(dir, &meta, built.model.as_ref())?;
     load_checkpoint(dir, &built.vs, "model.")?;
     Ok(built)
 }

@@ -47,7 +47,8 @@ pub(super) fn build_roles(
             ModelSource::Checkpoint(dir) => load_model(dir, shape, ctx.device)?,
         };
         if let Some(init) = &rs.init {
-            crate::checkpoint::load_checkpoint(init, &built.vs, "model.")?;
+            let meta = crate::checkpoint::load_checkpoint(init, &built.vs, "model.")?;
+            crate::checkpoint::check_revision(init, &meta, built.model.as_ref())?;
         }
         let own = rs.trainable || rs.view == View::Own;
         if own {

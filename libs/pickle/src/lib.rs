@@ -33,6 +33,10 @@
 //! [`Value::Opaque`] instead of an error, so a training checkpoint reads for its tensors.
 //! Still nothing is called or imported.
 //!
+//! [`load_torch_from`] reads one pickle of a stream from a given byte (the legacy, pre-1.6
+//! `torch.save` format is several pickles followed by raw storages), with the legacy
+//! persistent ids' sixth item (a storage view), and lists every storage it named.
+//!
 //! Limits: a list, dict or array fetched again from the memo (one object referenced twice)
 //! is refused, since this reader copies values rather than sharing them; CIFAR's pickles
 //! never do it. Only numeric dtypes (`b`, `i`, `u`, `f`) are rebuilt.
@@ -104,11 +108,18 @@ impl StorageKind {
     }
 }
 
-/// A storage: its element type and its file (`data/<key>`) in the archive.
+/// A storage: its element type and where its bytes are (`data/<key>` in an archive, the
+/// record of `key` in a legacy file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storage {
     pub kind: StorageKind,
+    /// The key of the whole storage (the root, for a legacy view).
     pub key: String,
+    /// Elements of the whole storage, as the persistent id states.
+    pub numel: Option<i64>,
+    /// Where a legacy storage view starts in its root, in elements (0 when not a view):
+    /// a tensor's offset counts from here.
+    pub view_offset: i64,
 }
 
 /// A tensor as `torch.save` describes it: a strided view of a storage.
@@ -344,31 +355,58 @@ struct Machine<'a> {
     memo: HashMap<u64, Memo>,
     /// `torch.save`'s objects understood, anything else opaque.
     torch: bool,
+    /// Every storage a persistent id named, first mention of each key.
+    storages: Vec<Storage>,
 }
 
 /// Reads one pickle (the first, if the bytes hold several) and returns its value.
 pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
-    run(bytes, false)
+    Ok(run(bytes, 0, false)?.value)
 }
 
 /// Reads the `data.pkl` of a `torch.save` archive: tensors come back as [`TensorRef`]s
 /// (the caller reads their storages from the archive), unknown objects as
 /// [`Value::Opaque`].
 pub fn load_torch(bytes: &[u8]) -> Result<Value, PickleError> {
-    run(bytes, true)
+    Ok(run(bytes, 0, true)?.value)
 }
 
-fn run(bytes: &[u8], torch: bool) -> Result<Value, PickleError> {
+/// One `torch.save` pickle of a stream, and where it ended.
+#[derive(Debug)]
+pub struct TorchPickle {
+    pub value: Value,
+    /// The byte after its STOP: where the next pickle or record starts.
+    pub end: usize,
+    /// Every storage its persistent ids named (first mention of each key), also those of
+    /// tensors inside objects left opaque: a legacy file's records need their element
+    /// sizes to be read past.
+    pub storages: Vec<Storage>,
+}
+
+/// Reads the pickle that starts at byte `start` of `bytes`, as [`load_torch`] does; error
+/// offsets count from the start of `bytes`. The legacy (pre-1.6) `torch.save` format is a
+/// sequence of pickles followed by raw storages.
+pub fn load_torch_from(bytes: &[u8], start: usize) -> Result<TorchPickle, PickleError> {
+    run(bytes, start, true)
+}
+
+fn run(bytes: &[u8], start: usize, torch: bool) -> Result<TorchPickle, PickleError> {
     let mut m = Machine {
         bytes,
-        pos: 0,
-        at: 0,
+        pos: start.min(bytes.len()),
+        at: start,
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
         torch,
+        storages: Vec::new(),
     };
-    m.run()
+    let value = m.run()?;
+    Ok(TorchPickle {
+        value,
+        end: m.pos,
+        storages: m.storages,
+    })
 }
 
 impl<'a> Machine<'a> {
@@ -964,22 +1002,52 @@ fn opaque(callable: &Value) -> Value {
 }
 
 impl Machine<'_> {
-    /// `('storage', torch.FloatStorage, key, location, numel)`.
-    fn persistent(&self, pid: Value) -> Result<Value, PickleError> {
-        match &pid {
-            Value::Tuple(t) => match t.as_slice() {
-                [tag, Value::Global(Global::TorchStorage(kind)), key, ..]
-                    if tag.text().as_deref() == Some("storage") =>
-                {
-                    match key.text() {
-                        Some(key) => Ok(Value::Storage(Storage { kind: *kind, key })),
-                        None => self.err(format!("storage key {}", key.kind())),
-                    }
-                }
-                _ => self.err("a persistent id that is not a torch storage"),
-            },
-            other => self.err(format!("a persistent id that is {}", other.kind())),
+    /// `('storage', torch.FloatStorage, key, location, numel)`, and in legacy files a sixth
+    /// item, None or a view `(view_key, offset, size)`; a legacy `('module', class, ...)`
+    /// (a whole pickled model) becomes an opaque value.
+    fn persistent(&mut self, pid: Value) -> Result<Value, PickleError> {
+        let Value::Tuple(t) = &pid else {
+            return self.err(format!("a persistent id that is {}", pid.kind()));
+        };
+        let tag = t.first().and_then(Value::text);
+        if tag.as_deref() == Some("module") {
+            return Ok(Value::Opaque(Rc::from("torch.nn.Module")));
         }
+        let [_, Value::Global(Global::TorchStorage(kind)), key, _, rest @ ..] = t.as_slice() else {
+            return self.err("a persistent id that is not a torch storage");
+        };
+        if tag.as_deref() != Some("storage") || rest.len() > 2 {
+            return self.err("a persistent id that is not a torch storage");
+        }
+        let Some(key) = key.text() else {
+            return self.err(format!("storage key {}", key.kind()));
+        };
+        let numel = match rest.first() {
+            None => None,
+            Some(Value::Int(n)) if *n >= 0 => Some(*n),
+            Some(other) => return self.err(format!("storage size {}", other.kind())),
+        };
+        let view_offset = match rest.get(1) {
+            None | Some(Value::None) => 0,
+            Some(Value::Tuple(v)) => match v.as_slice() {
+                [_, Value::Int(offset), Value::Int(_)] if *offset >= 0 => *offset,
+                _ => return self.err("a storage view that is not (key, offset, size)"),
+            },
+            Some(other) => return self.err(format!("storage view {}", other.kind())),
+        };
+        let storage = Storage {
+            kind: *kind,
+            key,
+            numel,
+            view_offset,
+        };
+        if !self.storages.iter().any(|s| s.key == storage.key) {
+            self.storages.push(Storage {
+                view_offset: 0,
+                ..storage.clone()
+            });
+        }
+        Ok(Value::Storage(storage))
     }
 
     /// The torch-mode calls: None when the call is for the numpy rules.
@@ -1138,7 +1206,9 @@ mod tests {
             Some(&Value::Tensor(TensorRef {
                 storage: Storage {
                     kind: StorageKind::Float,
-                    key: "0".into()
+                    key: "0".into(),
+                    numel: Some(6),
+                    view_offset: 0,
                 },
                 offset: 0,
                 size: vec![3, 2],
@@ -1154,6 +1224,50 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unsupported call of OrderedDict"));
+    }
+
+    #[test]
+    fn pickle_streams_read_one_at_a_time_with_legacy_views() {
+        // Two pickles: 1001, then the legacy form of a tensor over a storage view
+        // `_rebuild_tensor_v2(('storage', FloatStorage, '7', 'cpu', 6, ('8', 2, 3)), 1,
+        // (2,), (1,), False)`, then `('module', None, None, None)` as a persistent id.
+        let mut p = vec![0x80, 2, b'M', 0xe9, 0x03, b'.', 0x80, 2];
+        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        p.extend([0x8c, 7]);
+        p.extend(b"storage");
+        p.extend(b"ctorch\nFloatStorage\n");
+        p.extend([0x8c, 1, b'7', 0x8c, 3, b'c', b'p', b'u', b'K', 6]);
+        p.extend([0x8c, 1, b'8', b'K', 2, b'K', 3, 0x87, b't', b'Q']);
+        p.extend([
+            b'K', 1, b'K', 2, 0x85, b'K', 1, 0x85, 0x89, b't', b'R', b'.',
+        ]);
+        let second = p.len();
+        p.extend([0x80, 2, b'(', 0x8c, 6]);
+        p.extend(b"module");
+        p.extend([b'N', b'N', b'N', b't', b'Q', b'.']);
+        let first = load_torch_from(&p, 0).unwrap();
+        assert_eq!((first.value, first.end), (Value::Int(1001), 6));
+        let t = load_torch_from(&p, 6).unwrap();
+        assert_eq!(t.end, second);
+        let Value::Tensor(r) = t.value else {
+            panic!("{:?}", t.value)
+        };
+        assert_eq!((r.offset, r.storage.view_offset), (1, 2));
+        // The storages list names the root, not the view.
+        assert_eq!(
+            t.storages,
+            [Storage {
+                kind: StorageKind::Float,
+                key: "7".into(),
+                numel: Some(6),
+                view_offset: 0
+            }]
+        );
+        let m = load_torch_from(&p, second).unwrap();
+        assert_eq!(m.value, Value::Opaque(Rc::from("torch.nn.Module")));
+        // Offsets count from the start of the stream.
+        let e = load_torch_from(&p[..second - 1], 6).unwrap_err();
+        assert_eq!(e.offset, second - 1);
     }
 
     #[test]

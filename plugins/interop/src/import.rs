@@ -108,7 +108,15 @@ pub fn import(
     }
     copy_into(&built.vs, "model.", &m.used, &origin)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    save_checkpoint(out, &built.vs, "model.", &built.config, &built.spec)?;
+    let revision = built.model.revision();
+    save_checkpoint(
+        out,
+        &built.vs,
+        "model.",
+        &built.config,
+        revision,
+        &built.spec,
+    )?;
     Ok(Imported {
         tensors: m.used.len(),
         prefix,

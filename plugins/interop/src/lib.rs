@@ -1,7 +1,7 @@
 //! rolekd-interop: rolekd and PyTorch.
 //!
 //! - [`torch_file`]: reads `torch.save` files (zip + pickle, via `rolekd-pickle`) without
-//!   Python;
+//!   Python, and [`legacy`] the pre-1.6 format (RepDistiller's released teachers);
 //! - [`names`]: rolekd's parameter names against RepDistiller's and torchvision's;
 //! - [`import`]: a PyTorch state_dict as a rolekd checkpoint (`teacher:`, `init:`);
 //! - [`export`]: a checkpoint as a PyTorch state_dict or TorchScript, and its logits;
@@ -9,6 +9,7 @@
 
 pub mod export;
 pub mod import;
+pub mod legacy;
 pub mod names;
 pub mod stage;
 pub mod torch_file;

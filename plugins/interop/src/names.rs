@@ -175,7 +175,12 @@ mod tests {
     #[test]
     fn vgg_names() {
         let s = Scheme::Vgg;
+        // RepDistiller's `blockK` Sequentials: (conv, BN, ReLU) per layer, so layer l's
+        // conv is at 3l and its BN at 3l + 1 (the block's last ReLU is left out, which
+        // moves no index).
         assert_eq!(s.to_pytorch("stage1.0.conv.weight"), "block0.0.weight");
+        assert_eq!(s.to_pytorch("stage1.1.conv.weight"), "block0.3.weight");
+        assert_eq!(s.to_pytorch("stage5.1.bn.weight"), "block4.4.weight");
         assert_eq!(
             s.to_pytorch("stage3.1.bn.running_var"),
             "block2.4.running_var"

@@ -150,9 +150,15 @@ impl Linear {
             lo: -bound,
             up: bound,
         };
+        Linear::with_init(vs, c_in, c_out, bits, [init, init])
+    }
+
+    /// A linear layer whose weight and bias start from `[weight, bias]` (a model that
+    /// follows a reference implementation's init rather than PyTorch's default).
+    pub fn with_init(vs: &nn::Path, c_in: i64, c_out: i64, bits: u32, init: [Init; 2]) -> Linear {
         Linear {
-            weight: vs.var("weight", &[c_out, c_in], init),
-            bias: vs.var("bias", &[c_out], init),
+            weight: vs.var("weight", &[c_out, c_in], init[0]),
+            bias: vs.var("bias", &[c_out], init[1]),
             bits,
         }
     }

@@ -235,7 +235,7 @@ fn zoo_forward_shapes_and_features() {
             vec![2, 128, 16, 16],
             vec![2, 256, 8, 8],
             vec![2, 512, 4, 4],
-            vec![2, 512, 2, 2]
+            vec![2, 512, 4, 4]
         ]
     );
     let f = check_forward("resnet8x4", "{}", 5);
@@ -331,7 +331,7 @@ fn bad_zoo_params_are_located() {
     assert!(build_err("vgg-cifar", "{depth: 12}", &s).contains("depth"));
     assert!(build_err("shufflenetv2-cifar", "{width_mult: 0.7}", &s).contains("width_mult"));
     assert!(build_err("resnet20", "{depth: 32}", &s).contains("depth"));
-    assert!(build_err("vgg-cifar", "{}", &spec(1, 8, 10)).contains("too small"));
+    assert!(build_err("vgg-cifar", "{}", &spec(1, 7, 10)).contains("too small (>= 8x8)"));
 }
 
 #[test]
