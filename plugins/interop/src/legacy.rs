@@ -166,7 +166,7 @@ fn read_records(
 
 /// One record at byte `at`: the storage as a 1-D tensor, and where the next one starts.
 fn read_record(bytes: &[u8], at: usize, storage: &Storage) -> Result<(Tensor, usize), String> {
-    let kind = crate::torch_file::tch_kind(storage.kind);
+    let kind = crate::storage_kind::tch_kind(storage.kind);
     let left = bytes.len().saturating_sub(at);
     let header: [u8; 8] = bytes
         .get(at..at + 8)

@@ -12,6 +12,7 @@ pub mod import;
 pub mod legacy;
 pub mod names;
 pub mod stage;
+mod storage_kind;
 pub mod torch_file;
 
 /// Keeps this crate's registrations (the `import` stage kind) in a binary that links it.

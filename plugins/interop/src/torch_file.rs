@@ -3,12 +3,13 @@
 //! sequence of pickles followed by the raw storages ([`crate::legacy`]).
 
 use crate::legacy::{is_legacy, read_legacy};
+use crate::storage_kind::tch_kind;
 use rolekd_core::{Error, Result};
-use rolekd_pickle::{load_torch, Storage, StorageKind, TensorRef, Value};
+use rolekd_pickle::{load_torch, Storage, TensorRef, Value};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// The tensors of a `torch.save` file, named by their dotted path (`model.conv1.weight`
 /// for `{'model': state_dict}`), in file order.
@@ -156,22 +157,6 @@ fn build_tensors(
         out.push((name, t));
     }
     Ok(out)
-}
-
-/// The tch element type of a storage class.
-pub(crate) fn tch_kind(k: StorageKind) -> Kind {
-    match k {
-        StorageKind::Float => Kind::Float,
-        StorageKind::Double => Kind::Double,
-        StorageKind::Half => Kind::Half,
-        StorageKind::BFloat16 => Kind::BFloat16,
-        StorageKind::Long => Kind::Int64,
-        StorageKind::Int => Kind::Int,
-        StorageKind::Short => Kind::Int16,
-        StorageKind::Char => Kind::Int8,
-        StorageKind::Byte => Kind::Uint8,
-        StorageKind::Bool => Kind::Bool,
-    }
 }
 
 /// Every tensor in `v`, named by the dotted path of dict keys and list indices.
