@@ -145,8 +145,13 @@ pub fn scan_run(run_dir: &Path) -> Result<RunScan> {
         .unwrap_or_default();
     if !seed_list.is_empty() {
         // A run directory filled by several invocations (`--set 'seeds=[3]'`) keeps the
-        // last one's pipeline.yaml: its seed folders say which seeds it holds.
-        seed_list.extend(seed_dirs(run_dir));
+        // last one's pipeline.yaml: its seed folders say which seeds it holds ...
+        // ... and a listed seed without a folder there is not part of it (an exported
+        // subset of seeds), unless no seed has started yet.
+        let present = seed_dirs(run_dir);
+        if !present.is_empty() {
+            seed_list = present;
+        }
         seed_list.sort_unstable();
         seed_list.dedup();
     }
