@@ -351,3 +351,72 @@ fn search_split_larger_than_the_data_is_refused() {
         "{err}"
     );
 }
+
+/// `reward_on: validation` trains trials on the pipeline's training split and rewards them
+/// on its validation split: it needs one, of the size asked for.
+#[test]
+fn a_search_rewarded_on_the_validation_split_checks_it_and_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let stage = |val: &str| {
+        format!("  s:\n    kind: search\n    role: teacher\n    reward_on: validation\n{val}    strategy: {{type: pba, population: 2, interval: 1}}\n{TRIAL}")
+    };
+    let data = "data: {type: fashion-mnist, train_size: 400, val_size: 200, test_size: 100}\n";
+    let cases = [
+        (TINY_DATA, stage(""), "needs a validation split"),
+        (
+            data,
+            stage("    val_size: 300\n"),
+            "300 images, the pipeline's validation split has 200",
+        ),
+    ];
+    for (i, (data, stage, needle)) in cases.iter().enumerate() {
+        let text = format!("name: v\nseed: 0\ndevice: cpu\n{data}stages:\n{stage}");
+        let f = write(d.path(), &format!("bad{i}.yaml"), &text);
+        let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", "bad"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle) && err.contains("stages.s."), "{err}");
+    }
+    let text = format!(
+        "name: v\nseed: 0\ndevice: cpu\n{data}stages:\n{}",
+        stage("")
+    );
+    let f = write(d.path(), "ok.yaml", &text);
+    run_ok(d.path(), &[&[f.to_str().unwrap(), "--run-dir", "ok"]]);
+    assert!(d.path().join("ok/s/schedule.json").is_file());
+}
+
+/// `--only` runs a stage and what it reads from, nothing else; a later full run reuses them.
+#[test]
+fn only_runs_a_stage_and_its_inputs_and_a_full_run_reuses_them() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: only\nseed: 1\ndevice: cpu\n{TINY_DATA}stages:\n{}{}{}",
+        teacher_stage(1, 100),
+        kd_stage("student", "teacher", 1, 100),
+        kd_stage("other", "teacher", 1, 100)
+    );
+    let f = write(d.path(), "p.yaml", &text);
+    let p = f.to_str().unwrap();
+    run_ok(d.path(), &[&[p, "--run-dir", "r", "--only", "student"]]);
+    let r = d.path().join("r");
+    assert!(r.join("teacher/result.json").is_file());
+    assert!(r.join("student/result.json").is_file());
+    assert!(!r.join("other").exists());
+    let o = run_ok(d.path(), &[&[p, "--run-dir", "r"]]);
+    let log = stderr(&o);
+    for stage in ["teacher", "student"] {
+        assert!(
+            log.contains(&format!("{stage}: unchanged, reusing")),
+            "{log}"
+        );
+    }
+    assert!(log.contains("other: running"), "{log}");
+    let o = run(d.path(), &[p, "--run-dir", "r", "--only", "nosuch"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--only nosuch: no such stage; stages: teacher, student, other"),
+        "{}",
+        stderr(&o)
+    );
+}
