@@ -115,7 +115,14 @@ pub fn run(cmd: AugmentCmd) -> anyhow::Result<()> {
                 .unwrap_or(epoch + 1);
             let policy = build_policy(entry.as_ref(), &data, epochs)?;
             let n = images.min(data.train.len());
-            let originals: Vec<Image> = (0..n).map(|i| data.train.image(i)).collect();
+            // Streamed sets: each image's evaluation view (the crop training draws varies).
+            let mut originals: Vec<Image> = Vec::with_capacity(n);
+            for i in 0..n {
+                let mut rng = [Seed(p.seed).child("preview").rng()];
+                if let Some(views) = data.train.fetch(i, &mut rng, false)? {
+                    originals.extend(views);
+                }
+            }
             let ctx = AugmentCtx { epoch, epochs };
             let seed = Seed(p.seed).child("preview");
             let rows: Vec<Vec<Image>> = (0..draws)

@@ -1,12 +1,19 @@
 //! Dataset plugins: load a labelled image set once, split it deterministically.
+//!
+//! A split either holds its images decoded in memory (small sets: fastest), or streams them:
+//! it keeps the labels and where each image's bytes are, and the loader's workers decode
+//! and crop each image when a batch needs it ([`super::stream`]).
 
 use super::image::Image;
+use super::stream::{Concat, ImageStream, Subset};
 use crate::config::Params;
 use crate::error::Result;
-use crate::rng::Seed;
+use crate::rng::{Seed, StreamRng};
 use std::sync::Arc;
 
-/// One split, held once in memory as uint8 HWC images and shared by every stage and trial.
+/// One split, shared by every stage and trial: uint8 HWC images held in memory, or a
+/// stream that decodes them on demand (then `images` is empty, and `height`, `width` are
+/// the size the stream brings every image to).
 #[derive(Debug)]
 pub struct DataSplit {
     pub images: Vec<u8>,
@@ -14,9 +21,72 @@ pub struct DataSplit {
     pub height: usize,
     pub width: usize,
     pub channels: usize,
+    pub stream: Option<Arc<dyn ImageStream>>,
 }
 
 impl DataSplit {
+    /// A split held in memory.
+    pub fn in_memory(
+        images: Vec<u8>,
+        labels: Vec<i64>,
+        height: usize,
+        width: usize,
+        channels: usize,
+    ) -> Self {
+        DataSplit {
+            images,
+            labels,
+            height,
+            width,
+            channels,
+            stream: None,
+        }
+    }
+
+    /// A streamed split: the labels here, the pixels read through `stream`.
+    pub fn streamed(stream: Arc<dyn ImageStream>, labels: Vec<i64>) -> Self {
+        let (height, width, channels) = stream.shape();
+        DataSplit {
+            images: Vec::new(),
+            labels,
+            height,
+            width,
+            channels,
+            stream: Some(stream),
+        }
+    }
+
+    /// Whether the images are decoded on demand.
+    pub fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Image `i` once per view (`rngs`, one stream per view), brought to the split's size:
+    /// a training crop drawn from each view's stream (`train`), or the evaluation view.
+    /// `None` for an unreadable image the stream was told to skip. In-memory splits draw
+    /// nothing, so their augmentation streams are what they always were.
+    pub fn fetch(
+        &self,
+        i: usize,
+        rngs: &mut [StreamRng],
+        train: bool,
+    ) -> Result<Option<Vec<Image>>> {
+        match &self.stream {
+            None => Ok(Some(rngs.iter().map(|_| self.image(i)).collect())),
+            Some(stream) => {
+                let picked = if train {
+                    stream.train_views(i, rngs)
+                } else {
+                    stream.eval_view(i).map(|img| vec![img; rngs.len().max(1)])
+                };
+                match picked {
+                    Ok(images) => Ok(Some(images)),
+                    Err(e) => stream.on_unreadable(i, e).map(|()| None),
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }
@@ -29,7 +99,7 @@ impl DataSplit {
         self.height * self.width * self.channels
     }
 
-    /// Image `i` as an augmentable [`Image`].
+    /// Image `i` of an in-memory split as an augmentable [`Image`].
     pub fn image(&self, i: usize) -> Image {
         let n = self.image_bytes();
         Image::new(
@@ -42,6 +112,10 @@ impl DataSplit {
 
     /// The images at `indices`, as a new split.
     pub fn subset(&self, indices: &[usize]) -> DataSplit {
+        if let Some(stream) = &self.stream {
+            let labels = indices.iter().map(|&i| self.labels[i]).collect();
+            return DataSplit::streamed(Subset::of(stream, indices.to_vec()), labels);
+        }
         let n = self.image_bytes();
         let mut images = Vec::with_capacity(indices.len() * n);
         let mut labels = Vec::with_capacity(indices.len());
@@ -49,12 +123,22 @@ impl DataSplit {
             images.extend_from_slice(&self.images[i * n..(i + 1) * n]);
             labels.push(self.labels[i]);
         }
-        DataSplit {
-            images,
-            labels,
-            height: self.height,
-            width: self.width,
-            channels: self.channels,
+        DataSplit::in_memory(images, labels, self.height, self.width, self.channels)
+    }
+
+    /// `self`'s images followed by `other`'s (a final run trains on train + validation).
+    pub fn concat(&self, other: &DataSplit) -> DataSplit {
+        let mut labels = self.labels.clone();
+        labels.extend_from_slice(&other.labels);
+        match (&self.stream, &other.stream) {
+            (Some(a), Some(b)) => DataSplit::streamed(Concat::of(a.clone(), b.clone()), labels),
+            (Some(a), None) => DataSplit::streamed(a.clone(), self.labels.clone()),
+            (None, Some(b)) => DataSplit::streamed(b.clone(), other.labels.clone()),
+            (None, None) => {
+                let mut images = self.images.clone();
+                images.extend_from_slice(&other.images);
+                DataSplit::in_memory(images, labels, self.height, self.width, self.channels)
+            }
         }
     }
 }

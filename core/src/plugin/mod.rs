@@ -11,3 +11,4 @@ pub mod model;
 pub mod optim;
 pub mod search;
 pub mod stage;
+pub mod stream;

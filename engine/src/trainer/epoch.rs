@@ -50,6 +50,9 @@ impl Run<'_> {
                         ctx.progress.since_start()
                     ));
                 }
+                if batch.len == 0 {
+                    return Ok(()); // every image of it unreadable and skipped
+                }
                 self.step(epoch, step, &batch, &mut sums)?;
                 ctx.progress
                     .tick(|| format!("loss {:.3} lr {:.4}", sums.mean_total(), sums.lr));
@@ -103,7 +106,13 @@ impl Run<'_> {
 
     /// One trained role's figures: accuracies (validation and test on evaluated epochs)
     /// and the health verdict on its training cross-entropy.
-    fn role_metrics(&self, role: &Role, sums: &RoleSums, seen: usize, epoch: usize) -> RoleMetrics {
+    fn role_metrics(
+        &self,
+        role: &Role,
+        sums: &RoleSums,
+        seen: usize,
+        epoch: usize,
+    ) -> Result<RoleMetrics> {
         let evaluated =
             (epoch + 1).is_multiple_of(self.spec.eval_every.max(1)) || epoch + 1 == self.end_epoch;
         let model = role.built.model.as_ref();
@@ -112,12 +121,14 @@ impl Run<'_> {
             .test
             .as_ref()
             .filter(|_| evaluated)
-            .map(|(x, y)| evaluate(model, x, y, batch, self.precision));
+            .map(|data| evaluate(model, data, batch, self.precision))
+            .transpose()?;
         let val_acc = self
             .val
             .as_ref()
             .filter(|_| evaluated)
-            .map(|(x, y)| evaluate(model, x, y, batch, self.precision).acc);
+            .map(|data| evaluate(model, data, batch, self.precision).map(|e| e.acc))
+            .transpose()?;
         let late_seen = sums.late_seen.max(1) as f64;
         let now = EpochHealth {
             train_acc: sums.late_correct.int64_value(&[]) as f64 / late_seen,
@@ -141,7 +152,7 @@ impl Run<'_> {
             }
             s
         });
-        RoleMetrics {
+        Ok(RoleMetrics {
             train_acc: sums.correct.int64_value(&[]) as f64 / seen.max(1) as f64,
             test_acc: test.as_ref().map(|t| t.acc),
             test_loss: test.as_ref().map(|t| t.loss),
@@ -159,24 +170,24 @@ impl Run<'_> {
                 .unwrap_or_default(),
             train_ce: Some(now.train_ce),
             stall,
-        }
+        })
     }
 
     /// The epoch's metrics: the first trained role's in the main fields, every trained
     /// role's under `roles` when there are several.
-    pub(super) fn evaluate(&self, epoch: usize, sums: EpochSums) -> EpochMetrics {
+    pub(super) fn evaluate(&self, epoch: usize, sums: EpochSums) -> Result<EpochMetrics> {
         let per_role: Vec<(String, RoleMetrics)> = self
             .trained
             .iter()
             .zip(&sums.roles)
             .map(|(t, rs)| {
                 let role = &self.roles[t.role];
-                (
+                Ok((
                     role.name.clone(),
-                    self.role_metrics(role, rs, sums.seen, epoch),
-                )
+                    self.role_metrics(role, rs, sums.seen, epoch)?,
+                ))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let seen = sums.seen.max(1) as f64;
         let mut loss: BTreeMap<String, f64> = self
             .terms
@@ -187,7 +198,7 @@ impl Run<'_> {
         loss.insert("total".into(), sums.total.double_value(&[]) / seen);
         let main = per_role[0].1.clone();
         let stall = per_role.iter().find_map(|(_, r)| r.stall.clone());
-        EpochMetrics {
+        Ok(EpochMetrics {
             epoch: epoch + 1,
             lr: sums.lr,
             loss,
@@ -206,7 +217,7 @@ impl Run<'_> {
             } else {
                 BTreeMap::new()
             },
-        }
+        })
     }
 
     /// Logs the epoch, appends it to `metrics.jsonl`, saves the resume state, and stops

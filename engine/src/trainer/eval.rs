@@ -1,6 +1,7 @@
 //! Evaluating a model on a whole split: top-1 and top-5 accuracy, cross-entropy, expected
 //! calibration error, and the predictions (for agreement with another model).
 
+use super::eval_data::EvalData;
 use super::roles::load_model;
 use crate::autocast::Autocast;
 use crate::checkpoint::SpecRecord;
@@ -54,27 +55,19 @@ impl Evaluation {
     }
 }
 
-/// Loads the checkpoint in `dir` for `spec` and evaluates it on `x`, `y` (channels-last,
-/// as the trainer evaluates: faster convolutions, same accuracy).
+/// Loads the checkpoint in `dir` for `spec` and evaluates it on `data` (build it
+/// channels-last, as the trainer evaluates: faster convolutions, same accuracy).
 pub fn evaluate_checkpoint(
     dir: &Path,
     spec: &SpecRecord,
-    x: &Tensor,
-    y: &Tensor,
+    data: &EvalData,
     batch: usize,
     device: Device,
     precision: Precision,
 ) -> Result<Evaluation> {
     let built = load_model(dir, spec, device)?;
     layout::vars_channels_last(&built.vs);
-    let x = layout::channels_last(x);
-    Ok(evaluate(
-        built.model.as_ref(),
-        &x,
-        y,
-        batch.max(1),
-        precision,
-    ))
+    evaluate(built.model.as_ref(), data, batch.max(1), precision)
 }
 
 /// Fraction of equal entries of two prediction vectors.
@@ -87,32 +80,29 @@ pub fn agreement(a: &Tensor, b: &Tensor) -> f64 {
 /// batch included; the forward passes at `precision`, everything after them in fp32.
 pub fn evaluate(
     model: &dyn Model,
-    x: &Tensor,
-    y: &Tensor,
+    data: &EvalData,
     batch: usize,
     precision: Precision,
-) -> Evaluation {
-    let n = x.size()[0];
+) -> Result<Evaluation> {
+    let mut n = 0i64;
     let mut correct = 0i64;
     let mut correct5 = 0i64;
     let mut loss = 0f64;
     let mut predictions = Vec::new();
     let mut confidences = Vec::new();
+    let mut labels = Vec::new();
     let mut classes = 0;
     tch::no_grad(|| {
-        let mut start = 0;
-        while start < n {
-            let len = (batch as i64).min(n - start);
-            let xs = x.narrow(0, start, len);
-            let ys = y.narrow(0, start, len);
+        data.for_each_batch(batch, |xs, ys| {
+            let len = ys.size()[0];
             let logits = {
                 let _autocast = Autocast::begin(precision, xs.device());
-                model.forward(&xs, false).logits
+                model.forward(xs, false).logits
             };
             let logits = to_fp32(&logits);
             classes = logits.size()[1];
             let (conf, pred) = logits.softmax(-1, Kind::Float).max_dim(-1, false);
-            correct += pred.eq_tensor(&ys).sum(Kind::Int64).int64_value(&[]);
+            correct += pred.eq_tensor(ys).sum(Kind::Int64).int64_value(&[]);
             if classes >= 5 {
                 let (_, top) = logits.topk(5, -1, true, false);
                 correct5 += top
@@ -120,23 +110,24 @@ pub fn evaluate(
                     .sum(Kind::Int64)
                     .int64_value(&[]);
             }
-            loss += logits.cross_entropy_for_logits(&ys).double_value(&[]) * len as f64;
-            predictions.push(pred.to_device(tch::Device::Cpu));
-            confidences.push(conf.to_device(tch::Device::Cpu));
-            start += len;
-        }
-    });
+            loss += logits.cross_entropy_for_logits(ys).double_value(&[]) * len as f64;
+            predictions.push(pred.to_device(Device::Cpu));
+            confidences.push(conf.to_device(Device::Cpu));
+            labels.push(ys.to_device(Device::Cpu));
+            n += len;
+        })
+    })?;
     let nf = n.max(1) as f64;
     let predictions = cat_or_empty(&predictions, Kind::Int64);
     let confidences = cat_or_empty(&confidences, Kind::Float);
-    let labels = y.to_device(tch::Device::Cpu);
-    Evaluation {
+    let labels = cat_or_empty(&labels, Kind::Int64);
+    Ok(Evaluation {
         acc: correct as f64 / nf,
         loss: loss / nf,
         top5: (classes >= 5).then(|| correct5 as f64 / nf),
         ece: expected_calibration_error(&confidences, &predictions.eq_tensor(&labels)),
         predictions,
-    }
+    })
 }
 
 fn cat_or_empty(parts: &[Tensor], kind: Kind) -> Tensor {

@@ -6,10 +6,10 @@
 //! its augmentation from its own stream `seed / view / epoch / position`.
 
 use rand::seq::SliceRandom;
-use rolekd_core::error::Result;
+use rolekd_core::error::{Error, Result};
 use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, MixBatch};
 use rolekd_core::plugin::data::DataSplit;
-use rolekd_core::rng::Seed;
+use rolekd_core::rng::{Seed, StreamRng};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
@@ -45,6 +45,9 @@ pub struct LoaderSpec {
     pub epochs: usize,
     /// Batches laid out channels-last ([`rolekd_core::layout`]).
     pub channels_last: bool,
+    /// Evaluation batches: the split in its own order, each image's evaluation view, no
+    /// augmentation.
+    pub eval: bool,
 }
 
 /// The seeded order of an epoch.
@@ -79,7 +82,11 @@ pub fn for_each_batch(
     stop: &AtomicBool,
     mut consume: impl FnMut(usize, Batch) -> Result<()>,
 ) -> Result<Pass> {
-    let order = epoch_order(spec.split.len(), spec.shuffle_seed, epoch);
+    let order = if spec.eval {
+        (0..spec.split.len()).collect()
+    } else {
+        epoch_order(spec.split.len(), spec.shuffle_seed, epoch)
+    };
     let nb = batches_per_epoch(order.len(), spec.batch_size);
     let first = first.min(nb);
     let workers = spec.workers.max(1).min((nb - first).max(1));
@@ -87,7 +94,7 @@ pub fn for_each_batch(
     std::thread::scope(|scope| -> Result<Pass> {
         let mut receivers = Vec::with_capacity(workers);
         for w in 0..workers {
-            let (tx, rx) = crossbeam_channel::bounded::<RawBatch>(spec.prefetch.max(1));
+            let (tx, rx) = crossbeam_channel::bounded::<Result<RawBatch>>(spec.prefetch.max(1));
             receivers.push(rx);
             let order = &order;
             let cancel = &cancel;
@@ -97,7 +104,8 @@ pub fn for_each_batch(
                     let start = b * spec.batch_size;
                     let end = (start + spec.batch_size).min(order.len());
                     let batch = build_batch(spec, epoch, start, &order[start..end]);
-                    if tx.send(batch).is_err() {
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
                         return;
                     }
                     b += workers;
@@ -110,9 +118,19 @@ pub fn for_each_batch(
                 result = Ok(Pass::Stopped { done: b });
                 break;
             }
-            let raw = receivers[(b - first) % workers]
-                .recv()
-                .expect("worker alive while batches remain");
+            let raw = match receivers[(b - first) % workers].recv() {
+                Ok(Ok(raw)) => raw,
+                Ok(Err(e)) => {
+                    result = Err(e);
+                    break;
+                }
+                Err(_) => {
+                    result = Err(Error::Invalid(format!(
+                        "the loader worker of batch {b} stopped"
+                    )));
+                    break;
+                }
+            };
             if let Err(e) = consume(b, raw.into_batch(spec, device)) {
                 result = Err(e);
                 break;
@@ -167,7 +185,11 @@ impl RawBatch {
     }
 }
 
-fn build_batch(spec: &LoaderSpec, epoch: usize, start: usize, idx: &[usize]) -> RawBatch {
+/// Builds the batch of images `idx` (positions `start..` of the epoch). Each image is
+/// fetched once for all views (a streamed split decodes it once), then every view
+/// augments its own copy with its own stream. Unreadable images the split skips leave the
+/// batch smaller; positions, and so every other image's streams, stay as they were.
+fn build_batch(spec: &LoaderSpec, epoch: usize, start: usize, idx: &[usize]) -> Result<RawBatch> {
     let split = &spec.split;
     let (c, h, w) = (split.channels, split.height, split.width);
     let per = c * h * w;
@@ -175,42 +197,75 @@ fn build_batch(spec: &LoaderSpec, epoch: usize, start: usize, idx: &[usize]) -> 
         epoch,
         epochs: spec.epochs,
     };
-    let mut soft: Option<Vec<f32>> = None;
-    let views = spec
+    let epoch_seeds: Vec<Seed> = spec
         .views
         .iter()
-        .map(|view| {
-            let mut buf = vec![0f32; idx.len() * per];
-            let epoch_seed = view.seed.index(epoch as u64);
-            for (k, &i) in idx.iter().enumerate() {
-                let mut img = split.image(i);
-                let mut rng = epoch_seed.index((start + k) as u64).rng();
-                view.policy.augment(&mut img, &ctx, &mut rng);
-                img.write_normalised(&mut buf[k * per..(k + 1) * per], &spec.mean, &spec.std);
-            }
-            if view.mixes {
-                let mut targets = one_hot(idx, split, spec.classes);
-                let mut rng = epoch_seed.child("batch").index(start as u64).rng();
-                let mut mb = MixBatch {
-                    images: &mut buf,
-                    targets: &mut targets,
-                    shape: [idx.len(), c, h, w],
-                    classes: spec.classes,
-                };
-                if view.policy.mix_batch(&mut mb, &ctx, &mut rng) {
-                    soft = Some(targets);
-                }
-            }
-            buf
-        })
+        .map(|v| v.seed.index(epoch as u64))
         .collect();
-    RawBatch {
-        views,
-        labels: idx.iter().map(|&i| split.labels[i]).collect(),
-        soft_targets: soft,
-        indices: idx.iter().map(|&i| i as i64).collect(),
-        shape: [idx.len() as i64, c as i64, h as i64, w as i64],
+    let mut bufs: Vec<Vec<f32>> = spec
+        .views
+        .iter()
+        .map(|_| Vec::with_capacity(idx.len() * per))
+        .collect();
+    let mut kept = Vec::with_capacity(idx.len());
+    for (k, &i) in idx.iter().enumerate() {
+        let mut rngs: Vec<StreamRng> = epoch_seeds
+            .iter()
+            .map(|s| s.index((start + k) as u64).rng())
+            .collect();
+        let Some(images) = split.fetch(i, &mut rngs, !spec.eval)? else {
+            continue;
+        };
+        for (((view, mut img), rng), buf) in
+            spec.views.iter().zip(images).zip(&mut rngs).zip(&mut bufs)
+        {
+            if !spec.eval {
+                view.policy.augment(&mut img, &ctx, rng);
+            }
+            let at = buf.len();
+            buf.resize(at + per, 0.0);
+            img.write_normalised(&mut buf[at..], &spec.mean, &spec.std);
+        }
+        kept.push(i);
     }
+    let soft = mix_views(spec, &ctx, &epoch_seeds, start, &kept, &mut bufs);
+    Ok(RawBatch {
+        views: bufs,
+        labels: kept.iter().map(|&i| split.labels[i]).collect(),
+        soft_targets: soft,
+        indices: kept.iter().map(|&i| i as i64).collect(),
+        shape: [kept.len() as i64, c as i64, h as i64, w as i64],
+    })
+}
+
+/// Lets the views that may mix the batch (the trained role's) do so; their soft targets.
+fn mix_views(
+    spec: &LoaderSpec,
+    ctx: &AugmentCtx,
+    epoch_seeds: &[Seed],
+    start: usize,
+    kept: &[usize],
+    bufs: &mut [Vec<f32>],
+) -> Option<Vec<f32>> {
+    let split = &spec.split;
+    let mut soft = None;
+    for ((view, seed), buf) in spec.views.iter().zip(epoch_seeds).zip(bufs) {
+        if !view.mixes || spec.eval || kept.is_empty() {
+            continue;
+        }
+        let mut targets = one_hot(kept, split, spec.classes);
+        let mut rng = seed.child("batch").index(start as u64).rng();
+        let mut mb = MixBatch {
+            images: buf,
+            targets: &mut targets,
+            shape: [kept.len(), split.channels, split.height, split.width],
+            classes: spec.classes,
+        };
+        if view.policy.mix_batch(&mut mb, ctx, &mut rng) {
+            soft = Some(targets);
+        }
+    }
+    soft
 }
 
 fn one_hot(idx: &[usize], split: &DataSplit, classes: usize) -> Vec<f32> {
@@ -274,6 +329,7 @@ mod tests {
                 height: 2,
                 width: 2,
                 channels: 1,
+                stream: None,
             }),
             mean: vec![0.0],
             std: vec![1.0],
@@ -289,6 +345,7 @@ mod tests {
             shuffle_seed: Seed(9),
             epochs: 1,
             channels_last: false,
+            eval: false,
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod assemble;
 mod epoch;
 mod eval;
+mod eval_data;
 mod events;
 mod grad;
 pub mod health;
@@ -34,8 +35,11 @@ pub use assemble::{build_spec, build_spec_probing};
 pub use eval::{
     agreement, evaluate, evaluate_checkpoint, expected_calibration_error, Evaluation, ECE_BINS,
 };
+pub use eval_data::EvalData;
 pub use events::scalars_of;
-pub use loader::{batches_per_epoch, epoch_order, split_tensor, Batch, LoaderSpec, ViewSpec};
+pub use loader::{
+    batches_per_epoch, epoch_order, for_each_batch, split_tensor, Batch, LoaderSpec, Pass, ViewSpec,
+};
 pub use metrics::{
     read_metrics, write_metrics, EpochMetrics, RoleMetrics, TestExtras, TrainOutcome,
 };
@@ -59,7 +63,7 @@ pub fn train(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> Result<TrainOutcome> {
     run.open_events()?;
     for epoch in run.start_epoch..run.end_epoch {
         let sums = run.run_epoch(epoch)?;
-        let metrics = run.evaluate(epoch, sums);
+        let metrics = run.evaluate(epoch, sums)?;
         run.record(metrics)?;
     }
     run.finish()

@@ -2,6 +2,7 @@
 //! `build` and `resume` (the epoch's phases are in `epoch.rs`, one step in `step.rs`).
 
 use super::eval::evaluate;
+use super::eval_data::EvalData;
 use super::loader::{batches_per_epoch, LoaderSpec};
 use super::metrics::EpochMetrics;
 use super::parts::{Role, Term, Trained};
@@ -31,8 +32,8 @@ pub(super) struct Run<'a> {
     pub schedule: Box<dyn LrSchedule>,
     pub loader: Arc<LoaderSpec>,
     pub steps_per_epoch: usize,
-    pub val: Option<(Tensor, Tensor)>,
-    pub test: Option<(Tensor, Tensor)>,
+    pub val: Option<EvalData>,
+    pub test: Option<EvalData>,
     pub history: Vec<EpochMetrics>,
     pub start_epoch: usize,
     /// Batches of `start_epoch` already trained before an interrupt (resumed mid-epoch).
@@ -90,14 +91,13 @@ impl<'a> Run<'a> {
         let (loader, val, test) = setup::build_data(spec, ctx, views, channels_last);
         let steps_per_epoch = batches_per_epoch(loader.split.len(), spec.batch_size);
         let teacher_test_predictions = match (&test, roles.iter().find(|r| !r.trainable)) {
-            (Some((x, y)), Some(teacher)) => Some(
+            (Some(data), Some(teacher)) => Some(
                 evaluate(
                     teacher.built.model.as_ref(),
-                    x,
-                    y,
+                    data,
                     spec.eval_batch_size,
                     precision,
-                )
+                )?
                 .predictions,
             ),
             _ => None,

@@ -1,14 +1,14 @@
 //! Building a run's parts: roles and their views, loss terms bound to roles, one
 //! optimiser per trained role, the learning-rate schedule, the loader and evaluation sets.
 
+use super::eval_data::EvalData;
 use super::grad::trainable_params;
-use super::loader::{split_tensor, LoaderSpec, ViewSpec};
+use super::loader::{LoaderSpec, ViewSpec};
 use super::parts::{Role, Teacher, Term, Trained};
 use super::roles::{build_model, build_policy, load_model, seeded, ModelSource};
 use super::spec::{Combine, LossSpec, TrainCtx, TrainSpec, View};
 use crate::checkpoint::SpecRecord;
 use rolekd_core::error::{Error, Result};
-use rolekd_core::plugin::data::DataSplit;
 use rolekd_core::plugin::loss::LossCtx;
 use rolekd_core::plugin::model::Model;
 use rolekd_core::plugin::optim::LrSchedule;
@@ -336,9 +336,6 @@ fn train_split_len(spec: &TrainSpec, ctx: &TrainCtx<'_>) -> usize {
         }
 }
 
-/// An evaluation set: images as one tensor on the run's device, laid out as training is.
-pub(super) type EvalSet = (Tensor, Tensor);
-
 /// The loader over the training split (plus validation for final runs) and the
 /// validation and test sets.
 pub(super) fn build_data(
@@ -346,10 +343,10 @@ pub(super) fn build_data(
     ctx: &TrainCtx<'_>,
     views: Vec<ViewSpec>,
     channels_last: bool,
-) -> (LoaderSpec, Option<EvalSet>, Option<EvalSet>) {
+) -> (LoaderSpec, Option<EvalData>, Option<EvalData>) {
     let data = &ctx.data;
     let train_split = if spec.train_on_val_too && !data.val.is_empty() {
-        Arc::new(concat_splits(&data.train, &data.val))
+        Arc::new(data.train.concat(&data.val))
     } else {
         data.train.clone()
     };
@@ -365,32 +362,19 @@ pub(super) fn build_data(
         shuffle_seed: ctx.seed.child("shuffle"),
         epochs: spec.epochs,
         channels_last,
+        eval: false,
     };
-    let laid_out = |(x, y): EvalSet| {
-        if channels_last {
-            (rolekd_core::layout::channels_last(&x), y)
-        } else {
-            (x, y)
-        }
+    let eval_data = |split| {
+        EvalData::of(
+            split,
+            &data.mean,
+            &data.std,
+            ctx.device,
+            channels_last,
+            spec.workers,
+        )
     };
-    let test = spec
-        .eval_test
-        .then(|| laid_out(split_tensor(&data.test, &data.mean, &data.std, ctx.device)));
-    let val = (!data.val.is_empty() && !spec.train_on_val_too)
-        .then(|| laid_out(split_tensor(&data.val, &data.mean, &data.std, ctx.device)));
+    let test = spec.eval_test.then(|| eval_data(&data.test));
+    let val = (!data.val.is_empty() && !spec.train_on_val_too).then(|| eval_data(&data.val));
     (loader, val, test)
-}
-
-fn concat_splits(a: &DataSplit, b: &DataSplit) -> DataSplit {
-    let mut images = a.images.clone();
-    images.extend_from_slice(&b.images);
-    let mut labels = a.labels.clone();
-    labels.extend_from_slice(&b.labels);
-    DataSplit {
-        images,
-        labels,
-        height: a.height,
-        width: a.width,
-        channels: a.channels,
-    }
 }

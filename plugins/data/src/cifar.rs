@@ -403,6 +403,7 @@ pub fn read_files(
         height: SIDE,
         width: SIDE,
         channels: 3,
+        stream: None,
     };
     for p in paths {
         match layout {

@@ -72,6 +72,7 @@ pub fn load_idx_split(dir: &Path, prefix: &str, classes: usize, hint: &str) -> R
         height: rows,
         width: cols,
         channels: 1,
+        stream: None,
     })
 }
 

@@ -82,6 +82,7 @@ pub fn read_tensors(path: &Path, hint: &str) -> Result<DataSplit> {
         height: h,
         width: w,
         channels: c,
+        stream: None,
     })
 }
 

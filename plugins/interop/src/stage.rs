@@ -16,7 +16,7 @@ use rolekd_core::artifact::ArtifactKind;
 use rolekd_core::config::{Key, Params};
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::{register_plugin, Error, Result};
-use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, split_tensor};
+use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, EvalData};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -107,8 +107,15 @@ impl Stage for ImportStage {
                 want.num_classes
             )));
         }
-        let (x, y) = split_tensor(&data.test, &data.mean, &data.std, ctx.device);
-        let ev = evaluate_checkpoint(&out, &want, &x, &y, 256, ctx.device, ctx.precision)?;
+        let test = EvalData::of(
+            &data.test,
+            &data.mean,
+            &data.std,
+            ctx.device,
+            true,
+            EvalData::WORKERS,
+        );
+        let ev = evaluate_checkpoint(&out, &want, &test, 256, ctx.device, ctx.precision)?;
         ctx.progress.log(&format!(
             "{}: imported {} tensors from {}; test accuracy {:.4}",
             ctx.name,

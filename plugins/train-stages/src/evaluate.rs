@@ -5,7 +5,7 @@ use rolekd_core::config::Params;
 use rolekd_core::files::write_json;
 use rolekd_core::plugin::stage::{OutputDecl, Stage, StageCtx, StageResult};
 use rolekd_core::{register_plugin, Result};
-use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, split_tensor};
+use rolekd_engine::trainer::{evaluate_checkpoint, spec_of, EvalData};
 use serde::Deserialize;
 
 /// Fields of an `evaluate` stage.
@@ -63,13 +63,19 @@ impl Stage for EvaluateStage {
         } else {
             &data.test
         };
-        let (x, y) = split_tensor(split, &data.mean, &data.std, ctx.device);
+        let images = EvalData::of(
+            split,
+            &data.mean,
+            &data.std,
+            ctx.device,
+            true,
+            EvalData::WORKERS,
+        );
         let eval = |dir: &std::path::Path| {
             evaluate_checkpoint(
                 dir,
                 &spec,
-                &x,
-                &y,
+                &images,
                 self.p.batch_size,
                 ctx.device,
                 ctx.precision,
