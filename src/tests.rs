@@ -1,5 +1,5 @@
 //! `link_builtins` keeps every built-in plugin: the list is `rolekd-run plugins` of the
-//! binary before the core/engine split, so a crate dropped from `link_builtins` (or a
+//! binary before the core/engine split (plus the plugins added since), so a crate dropped from `link_builtins` (or a
 //! plugin renamed or lost) fails here rather than in a user's pipeline.
 
 use rolekd_core::registry::{PluginKind, PluginKind::*, PluginSource, Registry};
@@ -15,6 +15,7 @@ const BUILTINS: &[(&str, PluginKind, &[&str])] = &[
             "cifar100",
             "fashion-mnist",
             "image-folder",
+            "image-stream",
             "mnist",
             "tensors",
         ],
@@ -32,6 +33,7 @@ const BUILTINS: &[(&str, PluginKind, &[&str])] = &[
             "resnet20",
             "resnet32",
             "resnet32x4",
+            "resnet34",
             "resnet44",
             "resnet56",
             "resnet8",
@@ -123,5 +125,5 @@ fn link_builtins_registers_every_built_in_plugin() {
     let registered: BTreeSet<(PluginKind, String)> =
         reg.entries().map(|e| (e.kind(), e.name.clone())).collect();
     assert_eq!(registered, expected);
-    assert_eq!(expected.len(), 86);
+    assert_eq!(expected.len(), 88);
 }

@@ -65,7 +65,7 @@ pub enum Fit {
 }
 
 /// Image files with their labels.
-type Labelled = Vec<(PathBuf, i64)>;
+pub(crate) type Labelled = Vec<(PathBuf, i64)>;
 
 /// Where an image's own pixels lie in its canvas; the rest is padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ struct Loaded {
 }
 
 /// The sorted, visible subfolders of `dir`, by name.
-fn class_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub(crate) fn class_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -112,7 +112,7 @@ fn is_image(path: &Path) -> bool {
 }
 
 /// The image files under `dir`, subfolders included, in sorted path order.
-fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -133,7 +133,10 @@ fn image_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// The labelled image files of one split folder. `classes` is None for the training
 /// folder (its subfolders define the classes) and the training classes for a test folder.
-fn list_split(dir: &Path, classes: Option<&[String]>) -> Result<(Vec<String>, Labelled)> {
+pub(crate) fn list_split(
+    dir: &Path,
+    classes: Option<&[String]>,
+) -> Result<(Vec<String>, Labelled)> {
     let dirs = class_dirs(dir)?;
     if dirs.is_empty() {
         return Err(Error::Data(format!(
@@ -181,6 +184,15 @@ fn decode(path: &Path, channels: usize) -> Result<DynamicImage> {
         (1, img) => DynamicImage::ImageLuma8(pillow_luma(&img.to_rgb8())),
         (_, img) => DynamicImage::ImageRgb8(img.to_rgb8()),
     })
+}
+
+/// Grey bytes of interleaved RGB bytes, with Pillow's `convert("L")` arithmetic.
+pub(crate) fn pillow_luma_bytes(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .map(|p| {
+            ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
+        })
+        .collect()
 }
 
 /// Grey as Pillow's `convert("L")` makes it (ITU-R 601-2 weights, in Pillow's fixed-point
@@ -277,6 +289,7 @@ fn load_split(
             height,
             width,
             channels: c,
+            stream: None,
         },
         rects,
     })

@@ -4,6 +4,7 @@
 //! - [`cifar`]: `cifar10` and `cifar100`, read from CIFAR's binary version or, when the
 //!   directory holds it instead, its python version (torchvision's pickles, via `rolekd-pickle`).
 //! - [`folder`]: `image-folder`, one subfolder of PNG / JPEG / BMP images per class.
+//! - [`stream`]: `image-stream`, image files of any size decoded while training (ImageNet).
 //! - [`tensors`]: `tensors`, uint8 images and int64 labels in safetensors files.
 //! - [`split`]: the parameters every dataset shares (`path`, `train_size`, `val_size`,
 //!   `test_size`, `normalize`) and the seeded train / validation / test split.
@@ -19,6 +20,7 @@ pub mod folder;
 pub mod idx;
 pub mod mnist;
 pub mod split;
+pub mod stream;
 pub mod tensors;
 
 pub use split::{channel_stats, Normalize, SplitParams};
@@ -61,4 +63,10 @@ rolekd_core::register_plugin!(
     "tensors",
     "uint8 images [N, H, W, C] and int64 labels [N] in a .safetensors file, or train.safetensors and test.safetensors in a folder",
     tensors::build_tensors
+);
+rolekd_core::register_plugin!(
+    Dataset,
+    "image-stream",
+    "Image files of any size read and decoded while training (ImageNet's train/ + val/ layout, class folders); RandomResizedCrop / Resize + CenterCrop to size (default 224); memory does not grow with the image count",
+    stream::build_image_stream
 );

@@ -21,7 +21,8 @@ use rolekd_core::{Error, Result};
 /// How a model family's names map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
-    /// CIFAR ResNets and ResNet-18 (RepDistiller's `resnet*`, torchvision's `resnet18`).
+    /// CIFAR ResNets, ResNet-18 and -34 (RepDistiller's `resnet*`, torchvision's `resnet18`,
+    /// `resnet34`).
     ResNet,
     /// Wide ResNets (RepDistiller's `wrn_*`).
     Wrn,
@@ -30,7 +31,7 @@ pub enum Scheme {
 }
 
 /// Model types with a name mapping.
-pub const MAPPED_TYPES: [&str; 14] = [
+pub const MAPPED_TYPES: [&str; 15] = [
     "resnet-cifar",
     "resnet8",
     "resnet14",
@@ -43,6 +44,7 @@ pub const MAPPED_TYPES: [&str; 14] = [
     "resnet32x4",
     "resnet18-cifar",
     "resnet18",
+    "resnet34",
     "wrn",
     "vgg-cifar",
 ];

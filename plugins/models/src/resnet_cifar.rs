@@ -366,6 +366,17 @@ fn resnet18_with(
     spec: &ModelSpec,
     vs: &nn::Path,
 ) -> Result<Box<dyn Model>> {
+    basic_resnet(stem, &[2, 2, 2, 2], params, spec, vs)
+}
+
+/// A BasicBlock ResNet of `blocks` per stage, widths w/2w/4w/8w (ResNet-18 and -34).
+fn basic_resnet(
+    stem: Stem,
+    blocks: &[i64; 4],
+    params: &Params,
+    spec: &ModelSpec,
+    vs: &nn::Path,
+) -> Result<Box<dyn Model>> {
     let p: ResNet18Params = params.parse()?;
     params.at_least("width", p.width, 1)?;
     let w = p.width;
@@ -375,7 +386,7 @@ fn resnet18_with(
         stem,
         w,
         &[w, 2 * w, 4 * w, 8 * w],
-        &[2, 2, 2, 2],
+        blocks,
     )?))
 }
 
@@ -406,4 +417,21 @@ rolekd_core::register_plugin!(
     "resnet18",
     "ResNet-18 as torchvision builds it (7x7 stride-2 stem, max-pool); `width` 64; imports torchvision's weights",
     build_resnet18_imagenet
+);
+
+/// `resnet34`: torchvision's ResNet-34 (3-4-6-3 BasicBlocks, the ImageNet stem), the
+/// teacher of the ImageNet ResNet-34 -> ResNet-18 KD benchmark; imports torchvision's weights.
+pub fn build_resnet34_imagenet(
+    params: &Params,
+    spec: &ModelSpec,
+    vs: &nn::Path,
+) -> Result<Box<dyn Model>> {
+    basic_resnet(Stem::ImageNet, &[3, 4, 6, 3], params, spec, vs)
+}
+
+rolekd_core::register_plugin!(
+    Model,
+    "resnet34",
+    "ResNet-34 as torchvision builds it (3-4-6-3 BasicBlocks, 7x7 stride-2 stem, max-pool); `width` 64; imports torchvision's weights",
+    build_resnet34_imagenet
 );
