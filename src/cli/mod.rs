@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod augment;
+mod data;
 mod interop;
 mod launch;
 mod loss_eval;
@@ -42,6 +43,9 @@ enum Command {
     /// Augmentation ops and policies: apply one op to a PNG, preview a role's policy.
     #[command(subcommand)]
     Augment(augment::AugmentCmd),
+    /// Data tools: time the training loader over a pipeline's data.
+    #[command(subcommand)]
+    Data(data::DataCmd),
     /// Every registered model: parameters and multiply-accumulates per image.
     Models {
         /// Classes of the classifier.
@@ -101,6 +105,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plugins { plugin }) => plugins::list(&plugin),
         Some(Command::Schedule(c)) => schedule::run(c),
         Some(Command::Augment(c)) => augment::run(c),
+        Some(Command::Data(c)) => data::run(c),
         Some(Command::Models { classes, model }) => match model {
             Some(entry) => models::one(&entry, classes),
             None => models::list(classes),
