@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 
 tree() { # $1 dir, $2 images
   "$py" bench/make_imagenet_tree.py --out "$1" --classes 10 --per-class $(($2 / 10)) > /dev/null
-  printf 'name: loader-bench\nseed: 0\ndevice: cpu\ndata: {type: image-stream, path: %s, size: 224}\nstages: {}\n' "$1" > "$1.yaml"
+  printf 'name: loader-bench\nseed: 0\ndevice: cpu\ndata: {type: image-stream, path: %s, size: 224}\nstages: {unused: {kind: train, model: {type: resnet18}, epochs: 1}}\n' "$1" > "$1.yaml"
 }
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])['$1'])"; }
 tree "$work/small" "$n"

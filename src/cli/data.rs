@@ -39,6 +39,10 @@ pub struct SpeedArgs {
 
 pub fn run(cmd: DataCmd) -> anyhow::Result<()> {
     let DataCmd::Speed(a) = cmd;
+    // The consuming thread only turns buffers into tensors: one libtorch thread, so no
+    // OpenMP team spins on the cores the workers decode on (torchvision's benchmark side
+    // sets the same).
+    tch::set_num_threads(1);
     let p = Pipeline::load(&a.pipeline, &[])?;
     let data = registry::dataset(&p.data.type_name()?)?(&p.data, Seed(p.seed).child("data"))?;
     let entry = Params::from_yaml(&a.augment)?;

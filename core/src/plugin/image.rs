@@ -39,16 +39,22 @@ impl Image {
     pub fn write_normalised(&self, out: &mut [f32], mean: &[f32], std: &[f32]) {
         let n = self.pixels();
         debug_assert_eq!(out.len(), n * self.channels);
+        let any_uncovered = self.uncovered.iter().any(|&u| u);
         for c in 0..self.channels {
             let scale = 1.0 / (255.0 * std[c]);
             let shift = mean[c] / std[c];
             let dst = &mut out[c * n..(c + 1) * n];
-            for (i, d) in dst.iter_mut().enumerate() {
-                *d = if self.uncovered[i] {
-                    0.0
-                } else {
-                    self.data[i * self.channels + c] as f32 * scale - shift
-                };
+            let src = self.data[c..].iter().step_by(self.channels);
+            // The same arithmetic either way; without uncovered pixels the loop has no
+            // branch and vectorises.
+            if any_uncovered {
+                for ((d, &v), &u) in dst.iter_mut().zip(src).zip(&self.uncovered) {
+                    *d = if u { 0.0 } else { v as f32 * scale - shift };
+                }
+            } else {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v as f32 * scale - shift;
+                }
             }
         }
     }
