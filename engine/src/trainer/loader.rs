@@ -247,7 +247,11 @@ fn build_batch(
         .iter()
         .map(|v| v.seed.index(epoch as u64))
         .collect();
-    let mut bufs: Vec<Vec<f32>> = spec.views.iter().map(|_| pool.take(idx.len() * per)).collect();
+    let mut bufs: Vec<Vec<f32>> = spec
+        .views
+        .iter()
+        .map(|_| pool.take(idx.len() * per))
+        .collect();
     let mut kept = Vec::with_capacity(idx.len());
     for (k, &i) in idx.iter().enumerate() {
         let mut rngs: Vec<StreamRng> = epoch_seeds

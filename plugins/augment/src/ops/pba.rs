@@ -1,5 +1,12 @@
 //! PBA's 15 operations with its level -> parameter mapping (levels 0..=9), in the gene
 //! order of PBA's released logs.
+//!
+//! PBA defined its pixel magnitudes (translate by `l` pixels, cutout of side `2 l`) on
+//! 32x32 CIFAR images. On larger images they scale with the side (`x side / 32`, in whole
+//! pixels), so a schedule means the same on a 224x224 ImageNet crop as on CIFAR, as the
+//! reference implementations of AutoAugment / RandAugment make translation a fraction of
+//! the image; on images of 32 or fewer pixels a side (Fashion-MNIST's 28) they stay as
+//! PBA wrote them, so those runs are unchanged.
 
 use super::{affine, basic, enhance, point};
 use rand::Rng;
@@ -107,8 +114,8 @@ impl PbaOp {
     pub fn doc(self) -> &'static str {
         match self {
             PbaOp::Rotate => "PBA: rotate +-int(3 l) degrees about the centre, nearest (Pillow)",
-            PbaOp::TranslateX => "PBA: translate +-l pixels horizontally, affine (1,0,t,0,1,0)",
-            PbaOp::TranslateY => "PBA: translate +-l pixels vertically, affine (1,0,0,0,1,t)",
+            PbaOp::TranslateX => "PBA: translate +-l pixels horizontally (x width/32 above 32), affine (1,0,t,0,1,0)",
+            PbaOp::TranslateY => "PBA: translate +-l pixels vertically (x height/32 above 32), affine (1,0,0,0,1,t)",
             PbaOp::Brightness => "PBA: ImageEnhance.Brightness, factor 0.18 l + 0.1",
             PbaOp::Color => "PBA: ImageEnhance.Color, factor 0.18 l + 0.1",
             PbaOp::Invert => "PBA: ImageOps.invert (level ignored; clears marks)",
@@ -119,7 +126,7 @@ impl PbaOp {
             PbaOp::ShearY => "PBA: shear +-0.03 l, affine (1,0,0,s,1,0), no re-centring",
             PbaOp::Equalize => "PBA: ImageOps.equalize (level ignored; clears marks)",
             PbaOp::AutoContrast => "PBA: ImageOps.autocontrast (level ignored; clears marks)",
-            PbaOp::Cutout => "PBA: cutout square of side int(2 l), centre uniform, uncovered",
+            PbaOp::Cutout => "PBA: cutout square of side int(2 l) (x side/32 above 32), centre uniform, uncovered",
             PbaOp::Contrast => "PBA: ImageEnhance.Contrast, factor 0.18 l + 0.1",
         }
     }
@@ -131,8 +138,8 @@ impl PbaOp {
         let sign = if negate { -1.0 } else { 1.0 };
         match self {
             PbaOp::Rotate => affine::rotate(img, sign * rotate_degrees(level) as f64),
-            PbaOp::TranslateX => affine::translate_x(img, sign * l as f64),
-            PbaOp::TranslateY => affine::translate_y(img, sign * l as f64),
+            PbaOp::TranslateX => affine::translate_x(img, sign * at_side(l, img.width) as f64),
+            PbaOp::TranslateY => affine::translate_y(img, sign * at_side(l, img.height) as f64),
             PbaOp::ShearX => affine::shear_x(img, sign * shear(level)),
             PbaOp::ShearY => affine::shear_y(img, sign * shear(level)),
             PbaOp::Brightness => enhance::brightness(img, enhance_factor(level)),
@@ -145,7 +152,8 @@ impl PbaOp {
             PbaOp::Equalize => point::equalize(img),
             PbaOp::AutoContrast => point::autocontrast(img),
             PbaOp::Cutout => {
-                let size = cutout_size(level);
+                let side = img.width.min(img.height);
+                let size = at_side(cutout_size(level) as i64, side) as usize;
                 if size > 0 {
                     // PBA draws the first coordinate, then the second, and indexes Pillow's
                     // pixel access (x, y) with them.
@@ -156,6 +164,12 @@ impl PbaOp {
             }
         }
     }
+}
+
+/// A pixel magnitude defined at 32x32, on an image `side` pixels across: scaled by
+/// `side / 32` (whole pixels) above 32, as is at or below.
+pub fn at_side(pixels: i64, side: usize) -> i64 {
+    pixels * side.max(32) as i64 / 32
 }
 
 /// PBA's `int_parameter(level, maxval)`: `int(level * maxval / 10)`.
@@ -228,6 +242,30 @@ mod tests {
         assert!((enhance_factor(9) - 1.72).abs() < 1e-12);
         assert!((shear(9) - 0.27).abs() < 1e-12);
         assert_eq!(cutout_fill(1), vec![122]);
+    }
+
+    #[test]
+    fn pixel_magnitudes_scale_with_images_larger_than_cifar() {
+        assert_eq!(
+            (
+                at_side(5, 28),
+                at_side(5, 32),
+                at_side(5, 64),
+                at_side(5, 224)
+            ),
+            (5, 5, 10, 35)
+        );
+        assert_eq!(at_side(18, 224), 126);
+        // Translate level 5 on a 64-pixel-wide image moves the content 10 pixels.
+        let mut img = Image::new(64, 1, 1, (0..64).collect());
+        PbaOp::TranslateX.apply(&mut img, 5, false, &mut rolekd_core::rng::Seed(0).rng());
+        let first_covered = img.uncovered.iter().position(|&u| !u);
+        let moved = if first_covered == Some(0) {
+            img.uncovered.iter().rev().take_while(|&&u| u).count()
+        } else {
+            first_covered.unwrap()
+        };
+        assert_eq!(moved, 10);
     }
 
     #[test]
