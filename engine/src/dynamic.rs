@@ -79,6 +79,33 @@ pub fn loaded_libraries() -> Vec<LoadedLibrary> {
 /// The error says what is wrong with the library; callers say which one and where it was
 /// asked for ([`load_cli`], [`load_for_run`]).
 pub fn load(path: &Path) -> std::result::Result<LoadedLibrary, String> {
+    let (canonical, lib) = open_library(path)?;
+    let crate_name = read_declaration(lib)?;
+    let entries = call_register(lib, &crate_name)?;
+    let source = PluginSource::Library(canonical.display().to_string());
+    let added = {
+        let mut reg = Registry::global()
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        add_entries(&mut reg, &source, entries)?
+    };
+    let loaded = LoadedLibrary {
+        path: canonical,
+        crate_name,
+        plugins: added,
+    };
+    LOADED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(loaded.clone());
+    Ok(loaded)
+}
+
+/// Opens the library at `path` (never unloaded: its code may be referenced from the
+/// registry for the whole run, and even a refused library has run its initialisers).
+fn open_library(
+    path: &Path,
+) -> std::result::Result<(PathBuf, &'static libloading::Library), String> {
     match path.try_exists() {
         Ok(true) => {}
         Ok(false) => {
@@ -94,10 +121,11 @@ pub fn load(path: &Path) -> std::result::Result<LoadedLibrary, String> {
     }
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let lib = open(&canonical).map_err(|e| format!("not a loadable shared library ({e})"))?;
-    // Never unloaded: its code may be referenced from the registry for the whole run, and
-    // even a refused library has run its initialisers.
-    let lib: &'static libloading::Library = Box::leak(Box::new(lib));
+    Ok((canonical, Box::leak(Box::new(lib))))
+}
 
+/// Reads and checks the library's [`PluginDeclaration`]; its crate's name.
+fn read_declaration(lib: &libloading::Library) -> std::result::Result<String, String> {
     let decl: *const PluginDeclaration = unsafe {
         match lib.get::<*const PluginDeclaration>(symbol(DECLARATION_SYMBOL).as_bytes()) {
             Ok(sym) => *sym,
@@ -130,8 +158,14 @@ pub fn load(path: &Path) -> std::result::Result<LoadedLibrary, String> {
         (None, None)
     };
     check_declaration(magic, abi, fingerprint.as_deref(), crate_name.as_deref())?;
-    let crate_name = crate_name.unwrap_or_default();
+    Ok(crate_name.unwrap_or_default())
+}
 
+/// Calls the library's registration entry point; the plugins it declares.
+fn call_register(
+    lib: &libloading::Library,
+    crate_name: &str,
+) -> std::result::Result<Vec<LibraryEntry>, String> {
     let register: RegisterFn = unsafe {
         match lib.get::<RegisterFn>(symbol(REGISTER_SYMBOL).as_bytes()) {
             Ok(sym) => *sym,
@@ -164,24 +198,7 @@ pub fn load(path: &Path) -> std::result::Result<LoadedLibrary, String> {
             ))
         }
     }
-
-    let source = PluginSource::Library(canonical.display().to_string());
-    let added = {
-        let mut reg = Registry::global()
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        add_entries(&mut reg, &source, entries)?
-    };
-    let loaded = LoadedLibrary {
-        path: canonical,
-        crate_name,
-        plugins: added,
-    };
-    LOADED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(loaded.clone());
-    Ok(loaded)
+    Ok(entries)
 }
 
 fn symbol(name: &str) -> String {

@@ -113,53 +113,13 @@ impl Pipeline {
 
     /// Checks the top level of an already composed document.
     pub fn from_params(file: &Path, root: Params) -> Result<Pipeline> {
-        for (key, _) in root.entries()? {
-            // `x-...` keys hold anchors for reuse, as in docker-compose files.
-            if !TOP_LEVEL.contains(&key.as_str()) && !key.starts_with("x-") {
-                let hint = did_you_mean(&key, &TOP_LEVEL);
-                return Err(root
-                    .child_error(
-                        &key,
-                        format!(
-                            "unknown top-level field `{key}`{hint}; expected one of {} (or `x-...` for anchors)",
-                            TOP_LEVEL.join(", ")
-                        ),
-                    )
-                    .into());
-            }
-        }
-        let name = match root.get("name") {
-            Some(p) => p.parse_value::<String>()?,
-            None => file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "pipeline".into()),
-        };
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(root
-                .child_error(
-                    "name",
-                    "a pipeline name must be non-empty, without `/`, not starting with `.`",
-                )
-                .into());
-        }
+        check_top_level(&root)?;
+        let name = parse_name(file, &root)?;
         let seed = match root.get("seed") {
             Some(p) => p.parse_value::<u64>()?,
             None => 0,
         };
-        let seeds = match root.get("seeds") {
-            Some(p) => {
-                let list = p.parse_value::<Vec<u64>>()?;
-                let mut seen = std::collections::BTreeSet::new();
-                if list.is_empty() || !list.iter().all(|s| seen.insert(*s)) {
-                    return Err(p
-                        .error("`seeds` must be a non-empty list of distinct seeds, e.g. [0, 1, 2]")
-                        .into());
-                }
-                list
-            }
-            None => Vec::new(),
-        };
+        let seeds = parse_seeds(&root)?;
         let device = match root.get("device") {
             Some(p) => {
                 let s = p.parse_value::<String>()?;
@@ -177,42 +137,8 @@ impl Pipeline {
         let data = root.get("data").ok_or_else(|| {
             root.error("missing field `data` (the dataset, e.g. `data: {type: fashion-mnist}`)")
         })?;
-        let stages_p = root.get("stages").ok_or_else(|| {
-            root.error("missing field `stages` (a mapping of stage name to stage)")
-        })?;
-        let mut stages = Vec::new();
-        for (name, p) in stages_p.entries()? {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                return Err(p
-                    .error(format!(
-                        "stage name `{name}` may only hold letters, digits, `_` and `-`"
-                    ))
-                    .into());
-            }
-            stages.push((name, p));
-        }
-        if stages.is_empty() {
-            return Err(stages_p.error("a pipeline needs at least one stage").into());
-        }
-        let base = file.parent().unwrap_or(Path::new("."));
-        let plugins = match root.get("plugins") {
-            Some(p) => p
-                .parse_value::<Vec<PathBuf>>()?
-                .into_iter()
-                .map(|lib| {
-                    if lib.is_absolute() {
-                        lib
-                    } else {
-                        base.join(lib)
-                    }
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+        let stages = parse_stages(&root)?;
+        let plugins = parse_plugins(file, &root)?;
         Ok(Pipeline {
             file: file.to_path_buf(),
             name,
@@ -230,6 +156,105 @@ impl Pipeline {
     pub fn sources(&self) -> &Arc<SourceMap> {
         self.root.sources()
     }
+}
+
+/// Every top-level key is a known field or an `x-...` anchor holder.
+fn check_top_level(root: &Params) -> Result<()> {
+    for (key, _) in root.entries()? {
+        // `x-...` keys hold anchors for reuse, as in docker-compose files.
+        if !TOP_LEVEL.contains(&key.as_str()) && !key.starts_with("x-") {
+            let hint = did_you_mean(&key, &TOP_LEVEL);
+            return Err(root
+                .child_error(
+                    &key,
+                    format!(
+                        "unknown top-level field `{key}`{hint}; expected one of {} (or `x-...` for anchors)",
+                        TOP_LEVEL.join(", ")
+                    ),
+                )
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// `name`, or the file's stem; usable as a folder name.
+fn parse_name(file: &Path, root: &Params) -> Result<String> {
+    let name = match root.get("name") {
+        Some(p) => p.parse_value::<String>()?,
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pipeline".into()),
+    };
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(root
+            .child_error(
+                "name",
+                "a pipeline name must be non-empty, without `/`, not starting with `.`",
+            )
+            .into());
+    }
+    Ok(name)
+}
+
+/// `seeds`: a non-empty list of distinct seeds, or none.
+fn parse_seeds(root: &Params) -> Result<Vec<u64>> {
+    let Some(p) = root.get("seeds") else {
+        return Ok(Vec::new());
+    };
+    let list = p.parse_value::<Vec<u64>>()?;
+    let mut seen = std::collections::BTreeSet::new();
+    if list.is_empty() || !list.iter().all(|s| seen.insert(*s)) {
+        return Err(p
+            .error("`seeds` must be a non-empty list of distinct seeds, e.g. [0, 1, 2]")
+            .into());
+    }
+    Ok(list)
+}
+
+/// The stages, in file order, with names usable as folder names.
+fn parse_stages(root: &Params) -> Result<Vec<(String, Params)>> {
+    let stages_p = root
+        .get("stages")
+        .ok_or_else(|| root.error("missing field `stages` (a mapping of stage name to stage)"))?;
+    let mut stages = Vec::new();
+    for (name, p) in stages_p.entries()? {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(p
+                .error(format!(
+                    "stage name `{name}` may only hold letters, digits, `_` and `-`"
+                ))
+                .into());
+        }
+        stages.push((name, p));
+    }
+    if stages.is_empty() {
+        return Err(stages_p.error("a pipeline needs at least one stage").into());
+    }
+    Ok(stages)
+}
+
+/// `plugins`: libraries to load, relative to the pipeline file's folder.
+fn parse_plugins(file: &Path, root: &Params) -> Result<Vec<PathBuf>> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let Some(p) = root.get("plugins") else {
+        return Ok(Vec::new());
+    };
+    Ok(p.parse_value::<Vec<PathBuf>>()?
+        .into_iter()
+        .map(|lib| {
+            if lib.is_absolute() {
+                lib
+            } else {
+                base.join(lib)
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -100,6 +100,63 @@ impl Model for MobileNetV2 {
     }
 }
 
+/// A convolution, its BatchNorm and an optional activation, under `vs`.
+fn conv_bn(vs: &nn::Path, c_in: i64, c_out: i64, k: i64, o: ConvOpts, act: Option<Act>) -> ConvBn {
+    ConvBn {
+        conv: Conv::new(&vs.sub("conv"), c_in, c_out, k, o),
+        bn: bn2d(&vs.sub("bn"), c_out),
+        act,
+    }
+}
+
+/// One inverted residual: 1x1 expand by `t` (none when `t` is 1), 3x3 depthwise at
+/// `stride`, linear 1x1 projection; residual when the shape is kept.
+fn inverted_residual(
+    vs: &nn::Path,
+    (c_in, c_out): (i64, i64),
+    t: i64,
+    stride: i64,
+    bits: u32,
+    act: Act,
+) -> InvertedResidual {
+    let hidden = c_in * t;
+    let plain = ConvOpts {
+        bits,
+        ..ConvOpts::default()
+    };
+    let mut layers = Vec::new();
+    if t != 1 {
+        layers.push(conv_bn(
+            &vs.sub("expand"),
+            c_in,
+            hidden,
+            1,
+            plain,
+            Some(act),
+        ));
+    }
+    let depthwise = ConvOpts {
+        stride,
+        padding: 1,
+        groups: hidden,
+        bits,
+        ..ConvOpts::default()
+    };
+    layers.push(conv_bn(
+        &vs.sub("depthwise"),
+        hidden,
+        hidden,
+        3,
+        depthwise,
+        Some(act),
+    ));
+    layers.push(conv_bn(&vs.sub("project"), hidden, c_out, 1, plain, None));
+    InvertedResidual {
+        layers,
+        residual: stride == 1 && c_in == c_out,
+    }
+}
+
 /// The registry's constructor.
 pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn Model>> {
     let p: MobileNetV2Params = params.parse()?;
@@ -107,77 +164,28 @@ pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn
     let plan = QuantPlan::new(&spec.quant)?;
     let act = plan.act().six();
     let bits = plan.body_weight();
-    let conv_bn = |vs: &nn::Path, c_in: i64, c_out: i64, k: i64, o: ConvOpts, act| ConvBn {
-        conv: Conv::new(&vs.sub("conv"), c_in, c_out, k, o),
-        bn: bn2d(&vs.sub("bn"), c_out),
-        act,
-    };
     let stem_c = divisible(32.0 * p.width_mult);
+    let stem_opts = ConvOpts {
+        padding: 1,
+        bits: plan.edge_weight(),
+        ..ConvOpts::default()
+    };
     let stem = conv_bn(
         &vs.sub("stem"),
         spec.in_channels,
         stem_c,
         3,
-        ConvOpts {
-            padding: 1,
-            bits: plan.edge_weight(),
-            ..ConvOpts::default()
-        },
+        stem_opts,
         Some(act),
     );
     let mut c_in = stem_c;
     let mut blocks = Vec::new();
-    let mut idx = 0;
     for (t, c, n, s, tap) in SETTINGS {
         let c_out = divisible(c as f64 * p.width_mult);
         for i in 0..n {
             let stride = if i == 0 { s } else { 1 };
-            let bvs = vs.sub("blocks").sub(idx);
-            idx += 1;
-            let hidden = c_in * t;
-            let mut layers = Vec::new();
-            if t != 1 {
-                layers.push(conv_bn(
-                    &bvs.sub("expand"),
-                    c_in,
-                    hidden,
-                    1,
-                    ConvOpts {
-                        bits,
-                        ..ConvOpts::default()
-                    },
-                    Some(act),
-                ));
-            }
-            layers.push(conv_bn(
-                &bvs.sub("depthwise"),
-                hidden,
-                hidden,
-                3,
-                ConvOpts {
-                    stride,
-                    padding: 1,
-                    groups: hidden,
-                    bits,
-                    ..ConvOpts::default()
-                },
-                Some(act),
-            ));
-            layers.push(conv_bn(
-                &bvs.sub("project"),
-                hidden,
-                c_out,
-                1,
-                ConvOpts {
-                    bits,
-                    ..ConvOpts::default()
-                },
-                None,
-            ));
-            let block = InvertedResidual {
-                layers,
-                residual: stride == 1 && c_in == c_out,
-            };
+            let bvs = vs.sub("blocks").sub(blocks.len());
+            let block = inverted_residual(&bvs, (c_in, c_out), t, stride, bits, act);
             blocks.push((block, if i + 1 == n { tap } else { None }));
             c_in = c_out;
         }
@@ -187,15 +195,16 @@ pub fn build(params: &Params, spec: &ModelSpec, vs: &nn::Path) -> Result<Box<dyn
     } else {
         1280
     };
+    let head_opts = ConvOpts {
+        bits,
+        ..ConvOpts::default()
+    };
     let head = conv_bn(
         &vs.sub("head"),
         c_in,
         last,
         1,
-        ConvOpts {
-            bits,
-            ..ConvOpts::default()
-        },
+        head_opts,
         Some(plan.last_act().six()),
     );
     Ok(Box::new(MobileNetV2 {

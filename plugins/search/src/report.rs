@@ -55,6 +55,35 @@ pub fn write_outputs(
     let best = snap
         .best(epochs)
         .ok_or_else(|| Error::Invalid("the search has no members".into()))?;
+    write_member_logs(dir, snap, space, epochs)?;
+    let bm = snap
+        .members
+        .iter()
+        .find(|m| m.id == best)
+        .ok_or_else(|| Error::Invalid(format!("best member {best} is not a member")))?;
+    space.write_schedule(&bm.lineage, epochs, &dir.join("schedule.json"))?;
+    space.plot(&bm.lineage, epochs, &dir.join("schedule.png"))?;
+    write_atomic(
+        &dir.join("rewards.png"),
+        &rewards_plot(snap, epochs).to_png(),
+    )?;
+    write_rewards(dir, snap)?;
+    crate::member_scalars::write_member_events(dir, snap)?;
+    write_members(dir, snap, best, epochs)?;
+    Ok(Written {
+        outputs: outputs_of(best),
+        summary: summary_of(snap, best, epochs),
+        best,
+    })
+}
+
+/// Each member's schedule and PBA-format policy log, and the global exploit log.
+fn write_member_logs(
+    dir: &Path,
+    snap: &Snapshot,
+    space: &dyn SearchSpace,
+    epochs: usize,
+) -> Result<()> {
     let pba = dir.join("pba");
     for m in &snap.members {
         space.write_schedule(
@@ -68,19 +97,11 @@ pub fn write_outputs(
         )?;
     }
     let global: Vec<PbaLogLine> = snap.events.iter().map(event_line).collect();
-    write_atomic(&pba.join("pbt_global.txt"), log_text(&global).as_bytes())?;
+    write_atomic(&pba.join("pbt_global.txt"), log_text(&global).as_bytes())
+}
 
-    let bm = snap
-        .members
-        .iter()
-        .find(|m| m.id == best)
-        .expect("best is a member");
-    space.write_schedule(&bm.lineage, epochs, &dir.join("schedule.json"))?;
-    space.plot(&bm.lineage, epochs, &dir.join("schedule.png"))?;
-    write_atomic(
-        &dir.join("rewards.png"),
-        &rewards_plot(snap, epochs).to_png(),
-    )?;
+/// Every reward, as `rewards.csv` and `results.jsonl`.
+fn write_rewards(dir: &Path, snap: &Snapshot) -> Result<()> {
     let reward_rows: Vec<Vec<String>> = snap
         .results
         .iter()
@@ -97,14 +118,16 @@ pub fn write_outputs(
         &["member", "epoch", "reward"],
         &reward_rows,
     )?;
-
     let mut lines = String::new();
     for r in &snap.results {
-        lines.push_str(&serde_json::to_string(r).expect("serialises"));
+        lines.push_str(&serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?);
         lines.push('\n');
     }
-    write_atomic(&dir.join("results.jsonl"), lines.as_bytes())?;
-    crate::member_scalars::write_member_events(dir, snap)?;
+    write_atomic(&dir.join("results.jsonl"), lines.as_bytes())
+}
+
+/// `members.json`: each member's rewards, exploits and genes.
+fn write_members(dir: &Path, snap: &Snapshot, best: usize, epochs: usize) -> Result<()> {
     let members: Vec<serde_json::Value> = snap
         .members
         .iter()
@@ -124,8 +147,10 @@ pub fn write_outputs(
     write_json(
         &dir.join("members.json"),
         &json!({"best": best, "epochs": epochs, "members": members}),
-    )?;
+    )
+}
 
+fn summary_of(snap: &Snapshot, best: usize, epochs: usize) -> BTreeMap<String, f64> {
     let final_reward = snap.reward_at(best, epochs).unwrap_or(f64::NAN);
     let mut summary = BTreeMap::new();
     summary.insert("best_val_acc".to_string(), final_reward);
@@ -134,22 +159,21 @@ pub fn write_outputs(
     summary.insert("search_seconds".to_string(), snap.wall_seconds);
     summary.insert("exploits".to_string(), snap.events.len() as f64);
     summary.insert("population".to_string(), snap.members.len() as f64);
-    let mut outputs = BTreeMap::new();
-    for (k, v) in [
+    summary
+}
+
+fn outputs_of(best: usize) -> BTreeMap<String, String> {
+    [
         ("schedule", "schedule.json".to_string()),
         ("schedule_plot", "schedule.png".to_string()),
         ("rewards", "rewards.png".to_string()),
         ("results", "results.jsonl".to_string()),
         ("pba_log", format!("pba/pbt_policy_{best}.txt")),
         ("checkpoint", format!("trials/{best}/checkpoint")),
-    ] {
-        outputs.insert(k.to_string(), v);
-    }
-    Ok(Written {
-        outputs,
-        summary,
-        best,
-    })
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 const LINK: [u8; 3] = [150, 150, 150];
