@@ -1,6 +1,9 @@
 //! The rolekd facade: the core and the engine plus the built-in plugins, as the
-//! `rolekd-run` binary links them. A custom binary with extra static plugins calls
-//! [`link_builtins`] and links its own plugin crates next to it.
+//! `rolekd-run` binary links them, and the binary's whole command line ([`cli::main`]). A
+//! custom binary with extra static plugins calls its crates' `link()` and then
+//! [`cli::main`], and is rolekd-run with those plugins.
+
+pub mod cli;
 
 pub use rolekd_core as core;
 pub use rolekd_engine as engine;

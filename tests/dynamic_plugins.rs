@@ -443,4 +443,106 @@ fn static_example_binary_runs_its_pipeline() {
         stdout(&out)
     );
     assert!(run_dir.join("student/metrics.jsonl").exists());
+    // It is rolekd-run with one more crate: the run writes the report, and every command
+    // is there.
+    assert!(run_dir.join("report.md").is_file(), "no report.md");
+    for cmd in [
+        "worker", "launch", "augment", "loss", "schedule", "report", "data", "import",
+    ] {
+        let out = Command::new(&exe).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success(), "`{cmd} --help`: {}", stderr(&out));
+    }
+    // SIGTERM saves and exits 130, as rolekd-run does (the stage's state is on disk).
+    let term_dir = tmp.path().join("term");
+    let mut child = Command::new(&exe)
+        .arg(repo().join("examples/static-plugin/pipeline.yaml"))
+        .args([
+            "--set",
+            "device=cpu",
+            "--set",
+            "stages.student.epochs=50",
+            "-q",
+            "--run-dir",
+        ])
+        .arg(&term_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = term_dir.join("student/state/latest.json");
+    let t0 = std::time::Instant::now();
+    while !state.exists() && t0.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling a child process this test started and still owns.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(state.is_file());
+}
+
+/// A search whose trials use a library's model, trained by two `launch local` worker
+/// processes: the workers load the pipeline's `plugins:` as the run does (before, they
+/// failed with "unknown model `mlp`" while the same search ran in one process).
+#[test]
+fn launch_local_workers_load_the_pipelines_plugins() {
+    build_examples();
+    let d = tempfile::tempdir().unwrap();
+    let lib = profile_dir().join(LIB_FILE);
+    let text = format!(
+        "name: plugin-search\nseed: 2\ndevice: cpu\nplugins: ['{}']\n{}stages:
+  search:
+    kind: search
+    role: teacher
+    train_size: 300
+    val_size: 200
+    workers: 0
+    strategy: {{type: pba, population: 2, interval: 1, quantile: 0.5}}
+    trial:
+      model: {{type: mlp, hidden: [32]}}
+      epochs: 2
+      batch_size: 50
+      optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
+",
+        lib.display(),
+        common::TINY_DATA
+    );
+    let p = write(d.path(), "p.yaml", &text);
+    let p = p.to_str().unwrap();
+    let launch_log = d.path().join("launch.log");
+    let mut launch = Command::new(bin())
+        .args([
+            "launch",
+            "local",
+            p,
+            "--stage",
+            "search",
+            "--workers",
+            "2",
+            "--run-dir",
+            "r",
+        ])
+        .current_dir(d.path())
+        .stdout(std::fs::File::create(&launch_log).unwrap())
+        .stderr(std::fs::File::create(d.path().join("launch.err")).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let o = run(d.path(), &[p, "--run-dir", "r"]);
+    if !o.status.success() {
+        let _ = launch.kill(); // its workers would wait for a search that never starts
+    }
+    let launched = launch.wait().unwrap();
+    let log = std::fs::read_to_string(&launch_log).unwrap_or_default()
+        + &std::fs::read_to_string(d.path().join("launch.err")).unwrap_or_default();
+    assert!(o.status.success(), "{}\n{log}", stderr(&o));
+    assert!(launched.success(), "{log}");
+    assert_eq!(
+        log.matches("nothing left in run `search`").count(),
+        2,
+        "{log}"
+    );
+    assert!(d.path().join("r/search/schedule.json").exists());
 }

@@ -132,6 +132,10 @@ pub struct Target {
     /// Override a field, as `rolekd-run --set`.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     set: Vec<String>,
+    /// A plugin library every worker loads (besides the pipeline's `plugins:`, which a
+    /// library of the same file name replaces, as in a run); repeatable.
+    #[arg(long = "plugin", value_name = "LIB")]
+    plugin: Vec<PathBuf>,
 }
 
 /// The search's store URL and run name, as the stage will use them, and the pipeline's
@@ -141,6 +145,8 @@ struct Search {
     run: String,
     pipeline: String,
     device: DeviceSpec,
+    /// Absolute paths of the plugin libraries the workers load (`worker --plugin`).
+    plugins: Vec<String>,
 }
 
 fn resolve(t: &Target) -> anyhow::Result<Search> {
@@ -188,9 +194,31 @@ fn resolve(t: &Target) -> anyhow::Result<Search> {
     Ok(Search {
         store,
         run: field("run").unwrap_or_else(|| t.stage.clone()),
+        plugins: worker_plugins(&t.plugin, &p.plugins)?,
         pipeline: p.name,
         device: p.device,
     })
+}
+
+/// The libraries a run of the pipeline loads, as absolute paths: `--plugin` ones, then the
+/// pipeline's `plugins:` whose file name no `--plugin` library has.
+fn worker_plugins(cli: &[PathBuf], pipeline: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let overridden = |p: &PathBuf| cli.iter().any(|c| c.file_name() == p.file_name());
+    cli.iter()
+        .chain(pipeline.iter().filter(|p| !overridden(p)))
+        .map(|p| {
+            let abs = std::path::absolute(p).with_context(|| p.display().to_string())?;
+            Ok(abs.to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// ` --plugin LIB` for each of the search's libraries, as shell words.
+fn plugin_words(s: &Search) -> String {
+    s.plugins
+        .iter()
+        .map(|p| format!(" --plugin {}", sh(p)))
+        .collect()
 }
 
 /// `s` as one shell word.
@@ -247,7 +275,7 @@ fn slurm_script(s: &Search, t: &Target, grace: u64, gpus: u32) -> String {
 #SBATCH --signal=B:TERM@{grace}
 #SBATCH --output={name}-%A_%a.out
 {gres}set -euo pipefail
-exec rolekd-run worker --store {store} --run {run_q} --any{device}
+exec rolekd-run worker --store {store} --run {run_q} --any{device}{plugins}
 ",
         stage = t.stage,
         run = s.run,
@@ -255,6 +283,7 @@ exec rolekd-run worker --store {store} --run {run_q} --any{device}
         last = t.workers - 1,
         store = sh(&s.store),
         run_q = sh(&s.run),
+        plugins = plugin_words(s),
     )
 }
 
@@ -312,7 +341,7 @@ spec:
       containers:
         - name: worker
           image: {image}
-          command: [\"rolekd-run\", \"worker\", \"--run\", \"{run}\", \"--any\"{device}]
+          command: [\"rolekd-run\", \"worker\", \"--run\", \"{run}\", \"--any\"{device}{plugins}]
 {resources}          envFrom:
             - secretRef:
                 name: {secret}
@@ -333,6 +362,11 @@ spec:
         pipeline = s.pipeline,
         w = t.workers,
         retries = 3 * t.workers,
+        plugins = s
+            .plugins
+            .iter()
+            .map(|p| format!(", \"--plugin\", {p:?}"))
+            .collect::<String>(),
     )
 }
 
@@ -400,6 +434,9 @@ fn local_workers(
                 .map(str::to_string)
                 .to_vec();
             args.extend(["--threads".to_string(), threads.to_string()]);
+            for p in &s.plugins {
+                args.extend(["--plugin".to_string(), p.clone()]);
+            }
             let mut env = Vec::new();
             if !names.is_empty() {
                 args.extend(["--device".to_string(), "cuda".to_string()]);
@@ -516,6 +553,7 @@ mod tests {
             run: "demo".into(),
             pipeline: "p".into(),
             device: DeviceSpec::Cpu,
+            plugins: Vec::new(),
         }
     }
 

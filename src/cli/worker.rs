@@ -44,9 +44,14 @@ pub struct WorkerArgs {
     /// Only errors and the final line.
     #[arg(long, short)]
     quiet: bool,
+    /// A plugin library to load first (the pipeline's `plugins:`; `launch` passes them);
+    /// repeatable.
+    #[arg(long = "plugin", value_name = "LIB")]
+    plugin: Vec<PathBuf>,
 }
 
 pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
+    rolekd_engine::dynamic::load_cli(&args.plugin)?;
     let opts = WorkerOptions {
         store: args.store,
         run: args.run,
