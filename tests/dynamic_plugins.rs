@@ -546,3 +546,80 @@ fn launch_local_workers_load_the_pipelines_plugins() {
     );
     assert!(d.path().join("r/search/schedule.json").exists());
 }
+
+/// The quick checks of a new op and a new loss take `--plugin`: `augment apply` runs the
+/// library's op, `loss eval` its loss.
+#[test]
+fn augment_apply_and_loss_eval_load_a_library() {
+    build_examples();
+    let d = tempfile::tempdir().unwrap();
+    let lib = profile_dir().join(LIB_FILE);
+    let lib = lib.to_str().unwrap();
+    let input = d.path().join("in.png");
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([(x * 16) as u8, (y * 16) as u8, 128])
+    });
+    img.save(&input).unwrap();
+    let out = d.path().join("out.png");
+    let args = [
+        "augment",
+        "apply",
+        "--plugin",
+        lib,
+        "--op",
+        "gaussian-noise",
+        "--level",
+        "9",
+    ];
+    let o = run(
+        d.path(),
+        &[&args[..], &[input.to_str().unwrap(), out.to_str().unwrap()]].concat(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let noisy = image::open(&out).unwrap().to_rgb8();
+    assert_ne!(noisy, img, "the library's op changed nothing");
+    // Without the library, the op is unknown: the flag is what made it work.
+    let o = run(
+        d.path(),
+        &[
+            &args[..2],
+            &args[4..],
+            &[input.to_str().unwrap(), out.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("gaussian-noise"),
+        "{}",
+        stderr(&o)
+    );
+
+    let inputs = d.path().join("batch.safetensors");
+    let s = tch::Tensor::from_slice(&[2.0f32, 0.5, -1.0, 0.1, 1.5, 0.3]).view([2, 3]);
+    let t = tch::Tensor::from_slice(&[1.0f32, 1.0, -0.5, 0.0, 2.0, 0.0]).view([2, 3]);
+    let labels = tch::Tensor::from_slice(&[0i64, 1]);
+    tch::Tensor::write_safetensors(
+        &[
+            ("student.logits", &s),
+            ("teacher.logits", &t),
+            ("labels", &labels),
+        ],
+        &inputs,
+    )
+    .unwrap();
+    let o = run(
+        d.path(),
+        &[
+            "loss",
+            "eval",
+            "--plugin",
+            lib,
+            "--loss",
+            "{type: cosine-kd, temperature: 4}",
+            "--inputs",
+            inputs.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"loss\""), "{}", stdout(&o));
+}

@@ -35,6 +35,9 @@ pub enum AugmentCmd {
         /// Seed for ops that draw (Cutout's position).
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A plugin library to load first (its ops, policies, datasets); repeatable.
+        #[arg(long = "plugin", value_name = "LIB")]
+        plugin: Vec<PathBuf>,
         input: PathBuf,
         output: PathBuf,
     },
@@ -58,6 +61,9 @@ pub enum AugmentCmd {
         draws: usize,
         #[arg(short = 'o', long)]
         output: PathBuf,
+        /// A plugin library to load besides the pipeline's `plugins:`; repeatable.
+        #[arg(long = "plugin", value_name = "LIB")]
+        plugin: Vec<PathBuf>,
     },
 }
 
@@ -68,9 +74,11 @@ pub fn run(cmd: AugmentCmd) -> anyhow::Result<()> {
             level,
             sign,
             seed,
+            plugin,
             input,
             output,
         } => {
+            rolekd_engine::dynamic::load_cli(&plugin)?;
             if level > 9 {
                 bail!("--level {level}: levels run 0..=9");
             }
@@ -101,8 +109,10 @@ pub fn run(cmd: AugmentCmd) -> anyhow::Result<()> {
             images,
             draws,
             output,
+            plugin,
         } => {
             let p = Pipeline::load(&pipeline, &[])?;
+            rolekd_engine::dynamic::load_for_run(&p, &plugin)?;
             let (stage_name, entry) = find_policy(&p, stage.as_deref(), &role)?;
             let data_name = p.data.type_name()?;
             let data = registry::dataset(&data_name)?(&p.data, Seed(p.seed).child("data"))?;

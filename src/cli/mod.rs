@@ -113,6 +113,9 @@ enum Command {
     Report {
         /// The run directory (e.g. runs/role-wise-quick).
         run_dir: std::path::PathBuf,
+        /// A plugin library to load first; repeatable.
+        #[arg(long = "plugin", value_name = "LIB")]
+        plugin: Vec<std::path::PathBuf>,
     },
     /// Join a search as a worker: claim its members through the population store and train
     /// them until none is left (SIGTERM: save, release, exit).
@@ -147,6 +150,9 @@ enum LossCmd {
         /// Training-set size for memory-bank losses (default: the batch size).
         #[arg(long)]
         train_size: Option<usize>,
+        /// A plugin library to load first (its losses); repeatable.
+        #[arg(long = "plugin", value_name = "LIB")]
+        plugin: Vec<std::path::PathBuf>,
     },
 }
 
@@ -165,8 +171,13 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             inputs,
             seed,
             train_size,
-        })) => loss_eval::eval(&loss, &inputs, seed, train_size),
-        Some(Command::Report { run_dir }) => {
+            plugin,
+        })) => {
+            rolekd_engine::dynamic::load_cli(&plugin)?;
+            loss_eval::eval(&loss, &inputs, seed, train_size)
+        }
+        Some(Command::Report { run_dir, plugin }) => {
+            rolekd_engine::dynamic::load_cli(&plugin)?;
             let files = rolekd_report::write_report(&run_dir)?;
             println!("{}", files.markdown.display());
             for p in files.pictures {
