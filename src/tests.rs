@@ -77,6 +77,7 @@ const BUILTINS: &[(&str, PluginKind, &[&str])] = &[
             "cutmix",
             "mixup",
             "none",
+            "ops",
             "pba",
             "pba-schedule",
             "randaugment",
@@ -125,5 +126,5 @@ fn link_builtins_registers_every_built_in_plugin() {
     let registered: BTreeSet<(PluginKind, String)> =
         reg.entries().map(|e| (e.kind(), e.name.clone())).collect();
     assert_eq!(registered, expected);
-    assert_eq!(expected.len(), 88);
+    assert_eq!(expected.len(), 89);
 }

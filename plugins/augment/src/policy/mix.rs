@@ -7,7 +7,6 @@ use rand::Rng;
 use rolekd_core::config::Params;
 use rolekd_core::plugin::augment::{AugmentCtx, AugmentPolicy, MixBatch, PolicyCtx};
 use rolekd_core::plugin::image::Image;
-use rolekd_core::registry;
 use rolekd_core::rng::StreamRng;
 use rolekd_core::Result;
 use serde::Deserialize;
@@ -114,7 +113,9 @@ struct MixParams {
     /// α of the Beta(α, α) mixing weight.
     #[serde(default = "default_alpha")]
     alpha: f64,
-    /// The per-image policy applied first (any policy entry; default `standard`).
+    /// The per-image policy applied first (any policy entry; default `standard`); built
+    /// from its own located entry by [`super::base_policy`].
+    #[allow(dead_code)]
     #[serde(default)]
     base: Option<rolekd_core::yaml::Value>,
 }
@@ -164,17 +165,7 @@ impl AugmentPolicy for Mix {
 fn build_mix(kind: Kind, params: &Params, ctx: &PolicyCtx) -> Result<Box<dyn AugmentPolicy>> {
     let p: MixParams = params.parse()?;
     params.positive("alpha", p.alpha)?;
-    let base = match (&p.base, params.get("base")) {
-        (Some(_), Some(entry)) => {
-            let factory = registry::of_entry(&entry, registry::augment_policy)?;
-            factory(&entry, ctx)?
-        }
-        _ => {
-            let factory =
-                registry::augment_policy("standard").map_err(|e| params.error(e.to_string()))?;
-            factory(&Params::from_yaml("standard").expect("static yaml"), ctx)?
-        }
-    };
+    let base = super::base_policy(params, ctx)?;
     Ok(Box::new(Mix {
         kind,
         alpha: p.alpha,
