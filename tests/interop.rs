@@ -472,6 +472,27 @@ fn cifar100_records(n: usize, salt: usize) -> Vec<u8> {
     out
 }
 
+/// The records of a CIFAR-100 binary file as the pipeline normalises them (its
+/// `normalize:`), written for `rolekd-run logits`; and their fine labels.
+fn test_records_normalised(bin: &Path, dir: &Path) -> (std::path::PathBuf, Vec<i64>) {
+    let bytes = std::fs::read(bin).unwrap();
+    let (mean, std) = ([0.5071f32, 0.4867, 0.4408], [0.2675f32, 0.2565, 0.2761]);
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for rec in bytes.chunks_exact(3074) {
+        labels.push(rec[1] as i64);
+        for (k, &v) in rec[2..].iter().enumerate() {
+            let c = k / 1024;
+            pixels.push((v as f32 / 255.0 - mean[c]) / std[c]);
+        }
+    }
+    let n = labels.len() as i64;
+    let images = tch::Tensor::from_slice(&pixels).view([n, 3, 32, 32]);
+    let path = dir.join("test-images.safetensors");
+    tch::Tensor::write_safetensors(&[("images", &images)], &path).unwrap();
+    (path, labels)
+}
+
 #[test]
 fn cifar100_pipeline_runs_from_imported_teachers_on_a_synthetic_slice() {
     let d = tempfile::tempdir().unwrap();
@@ -525,13 +546,37 @@ fn cifar100_pipeline_runs_from_imported_teachers_on_a_synthetic_slice() {
     let o = run(dir, &argv);
     assert!(o.status.success(), "{}", stderr(&o));
     let run_dir = dir.join("run");
-    // The imported teachers were evaluated on the test split (untrained weights: about
-    // chance on these synthetic images, but a real number from a real forward pass).
+    // The imported teachers were evaluated on the test split: their accuracy is the share
+    // of the 100 test records whose label is the argmax of the checkpoint's logits, as
+    // `rolekd-run logits` computes them on the records normalised by hand.
+    let test = test_records_normalised(&data.join("test.bin"), dir);
     for t in ["resnet32x4", "resnet56"] {
         let s = stage_summary(&run_dir.join(t));
         let acc = s["final_test_acc"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&acc), "{t}: {s}");
-        assert!(run_dir.join(t).join("checkpoint/model.json").is_file());
+        let ck = format!("run/{t}/checkpoint");
+        let out = format!("{t}-logits.safetensors");
+        let o = run(
+            dir,
+            &[
+                "logits",
+                &ck,
+                "--input",
+                test.0.to_str().unwrap(),
+                "-o",
+                &out,
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let logits = tch::Tensor::read_safetensors(dir.join(&out)).unwrap();
+        let pred = logits[0].1.argmax(-1, false);
+        let hits = pred
+            .eq_tensor(&tch::Tensor::from_slice(&test.1))
+            .sum(tch::Kind::Int64);
+        let by_hand = hits.int64_value(&[]) as f64 / test.1.len() as f64;
+        assert!(
+            (acc - by_hand).abs() < 1e-12,
+            "{t}: stage {acc}, by hand {by_hand}"
+        );
     }
     for st in [
         "resnet8x4_alone",
@@ -567,4 +612,12 @@ fn cifar100_pipeline_runs_from_imported_teachers_on_a_synthetic_slice() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // The file holds PyTorch's names and shapes for 100 classes (resnet20: 64 features).
+    let sd = tch::Tensor::read_safetensors(dir.join("resnet20.safetensors")).unwrap();
+    let fc = sd
+        .iter()
+        .find(|(k, _)| k == "fc.weight")
+        .map(|(_, v)| v.size());
+    assert_eq!(fc, Some(vec![100, 64]));
+    assert!(sd.iter().any(|(k, _)| k == "layer3.2.bn2.running_var"));
 }

@@ -65,6 +65,9 @@ fn bf16_distils_a_quantised_student_and_resumes_after_sigkill_to_identical_metri
             .as_f64()
             .unwrap();
         assert!(a > 0.5 && b > 0.5, "{stage}: bf16 {a}, fp32 {b}");
+        // A mechanics check, not the accuracy claim: these 2-3 epoch runs on 1,000 images
+        // diverge step by step, and differ by a few points from that alone. The claim's
+        // tolerance is held below on fixed weights, and measured over five quickstart seeds.
         assert!((a - b).abs() < 0.08, "{stage}: bf16 {a} vs fp32 {b}");
     }
     // Checkpoints stay fp32: the bf16 run's file is the fp32 run's size.
@@ -135,4 +138,51 @@ fn a_stage_precision_overrides_the_pipeline_and_bad_values_are_located() {
         e.contains("half") && e.contains("fp32") && e.contains("bf16"),
         "{e}"
     );
+}
+
+/// The docs claim bf16 within 0.15 accuracy points of fp32 (five quickstart seeds,
+/// `results/bf16-accuracy-quickstart/`). Over a fixed seed, the part of that claim a test
+/// can hold exactly: the same fp32 weights, evaluated under bf16 autocast and in fp32 on
+/// 5,000 test images, differ by at most 0.15 points (7 images). Training itself diverges
+/// step by step under bf16, so two tiny runs differ by more than the claim from noise
+/// alone; the five-seed measurement is the evidence for training.
+#[test]
+fn bf16_evaluation_of_fp32_weights_is_within_the_claimed_tolerance() {
+    let d = tempfile::tempdir().unwrap();
+    let text = |precision_line: &str| {
+        format!(
+            "name: bf16-eval\nseed: 5\ndevice: cpu\n{precision_line}data:\n  type: fashion-mnist\n  train_size: 2000\n  test_size: 5000\nstages:
+  teacher:
+    kind: train
+    precision: fp32
+    model: {{type: small-cnn, channels: [8, 16]}}
+    epochs: 2
+    batch_size: 64
+    optimizer: {{type: sgd, lr: 0.05, momentum: 0.9}}
+  evaluated:
+    kind: evaluate
+    checkpoint: ${{teacher.checkpoint}}
+"
+        )
+    };
+    let fp32 = write(d.path(), "fp32.yaml", &text(""));
+    let bf16 = write(d.path(), "bf16.yaml", &text("precision: bf16\n"));
+    for (f, dir) in [(&fp32, "fp32"), (&bf16, "bf16")] {
+        let o = run(d.path(), &[f.to_str().unwrap(), "--run-dir", dir]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // The same weights (the teacher trained in fp32 both times)...
+    assert_eq!(
+        metrics_without_timing(&d.path().join("fp32/teacher")),
+        metrics_without_timing(&d.path().join("bf16/teacher"))
+    );
+    // ...evaluated both ways.
+    let acc = |dir: &str| {
+        stage_summary(&d.path().join(dir).join("evaluated"))["test_acc"]
+            .as_f64()
+            .unwrap()
+    };
+    let (a, b) = (acc("fp32"), acc("bf16"));
+    assert!(a > 0.6, "fp32 {a}");
+    assert!((a - b).abs() <= 0.0015, "bf16 {b} vs fp32 {a}");
 }

@@ -194,6 +194,64 @@ mod tests {
         assert!((expected_calibration_error(&conf, &hit) - 0.5).abs() < 1e-6);
     }
 
+    /// A "model" whose logits are its inputs, so a test chooses them.
+    struct Echo;
+    impl Model for Echo {
+        fn forward(&self, xs: &Tensor, _train: bool) -> rolekd_core::plugin::model::ModelOutput {
+            rolekd_core::plugin::model::ModelOutput {
+                logits: xs.shallow_clone(),
+                features: Vec::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn top1_top5_and_the_loss_match_a_hand_count() {
+        // 3 images, 6 classes. Image 0: label 2 is the argmax (top-1 and top-5 hit).
+        // Image 1: label 0 ranks 5th (top-5 hit, top-1 miss). Image 2: label 5 ranks 6th
+        // (both miss).
+        let logits = Tensor::from_slice(&[
+            0.0f32, 1.0, 9.0, 2.0, 3.0, 4.0, // image 0
+            1.0, 6.0, 5.0, 4.0, 3.0, 0.5, // image 1
+            5.0, 4.0, 3.0, 2.0, 1.0, 0.0, // image 2
+        ])
+        .view([3, 6]);
+        let labels = Tensor::from_slice(&[2i64, 0, 5]);
+        let data = EvalData::Resident {
+            x: logits.shallow_clone(),
+            y: labels.shallow_clone(),
+        };
+        for batch in [1, 2, 3] {
+            let ev = evaluate(&Echo, &data, batch, Precision::Fp32).unwrap();
+            assert!(
+                (ev.acc - 1.0 / 3.0).abs() < 1e-12,
+                "batch {batch}: {}",
+                ev.acc
+            );
+            assert!(
+                (ev.top5.unwrap() - 2.0 / 3.0).abs() < 1e-12,
+                "batch {batch}"
+            );
+            // Cross-entropy by hand: mean of logsumexp - logit of the label.
+            let rows: Vec<Vec<f64>> = (0..3)
+                .map(|i| {
+                    Vec::<f32>::try_from(logits.get(i))
+                        .unwrap()
+                        .into_iter()
+                        .map(f64::from)
+                        .collect()
+                })
+                .collect();
+            let ce: f64 = rows
+                .iter()
+                .zip([2usize, 0, 5])
+                .map(|(r, l)| r.iter().map(|v| v.exp()).sum::<f64>().ln() - r[l])
+                .sum::<f64>()
+                / 3.0;
+            assert!((ev.loss - ce).abs() < 1e-5, "{} vs {ce}", ev.loss);
+        }
+    }
+
     #[test]
     fn agreement_counts_equal_predictions() {
         let a = Tensor::from_slice(&[1i64, 2, 3, 4]);
