@@ -27,6 +27,8 @@ fn policies_are_registered_and_run() {
         "trivialaugment".into(),
         "{type: mixup, alpha: 0.2}".into(),
         "{type: cutmix, base: {type: trivialaugment}}".into(),
+        "{type: ops, ops: [{type: Rotate, p: 0.5, level: [1, 8]}, {type: Invert}], choose: 1}"
+            .into(),
     ];
     let img = Image::new(28, 28, 1, (0..784).map(|i| (i % 256) as u8).collect());
     for e in entries {
@@ -94,6 +96,7 @@ fn listing_holds_every_name() {
             "cutmix",
             "mixup",
             "none",
+            "ops",
             "pba",
             "pba-schedule",
             "randaugment",
